@@ -1,0 +1,182 @@
+"""Training runs: corpus → features → both protocols → final model → metadata.
+
+The protocols of :mod:`ser.evaluate` own the splits; here each model supplies its
+``fit_predict`` closure, which augments and searches on the training side only.
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+
+from .augment import ORIGINAL, VARIANTS
+from .corpora import EMOTIONS, Clip, summarize
+from .evaluate import (PROTOCOLS, confused_pairs, grouped_permutation_importance, run_protocol)
+
+__all__ = ["Progress", "library_versions", "data_summary", "labels_of", "train_mlp", "MLPReport"]
+
+#: ``progress(fraction, message)``: the CLI prints it, the app feeds ``gr.Progress``.
+Progress = Callable[[float, str], None]
+
+LICENCES = {"ravdess": "CC BY-NC-SA 4.0", "tess": "CC BY-NC-ND 4.0", "emodb": "CC0 1.0 (EMO-DB: free for research)"}
+
+
+def _noop(fraction: float, message: str) -> None:
+    pass
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of the libraries a model depends on (stored in metadata)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version()}
+    for name in ("numpy", "scipy", "librosa", "scikit-learn", "skops", "soundfile", "soxr",
+                 "tensorflow-cpu", "keras"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            pass
+    return out
+
+
+def data_summary(clips: Sequence[Clip], root: str | None = None) -> dict:
+    """What a model was trained on, for metadata and cards."""
+    s = summarize(list(clips))
+    s["licences"] = {c: LICENCES.get(c, "see the corpus") for c in s["corpora"]}
+    if root is not None:
+        s["source"] = str(root)
+    return s
+
+
+def labels_of(clips: Sequence[Clip]) -> list[str]:
+    """Labels present, in canonical order (extras such as boredom last)."""
+    present = {c.emotion for c in clips}
+    return [e for e in EMOTIONS if e in present] + sorted(present - set(EMOTIONS))
+
+
+@dataclass
+class MLPReport:
+    """What a run measured, beyond the metadata: out-of-fold results per protocol."""
+
+    metadata: dict
+    results: dict  # protocol -> ProtocolResult
+
+
+def train_mlp(
+    clips: Sequence[Clip],
+    *,
+    search: bool = True,
+    n_iter: int = 8,
+    params: dict | None = None,
+    variants: Sequence[str] = VARIANTS,
+    protocols: Sequence[str] = PROTOCOLS,
+    importance: bool = True,
+    seed: int = 0,
+    n_jobs: int = -1,
+    progress: Progress = _noop,
+    data_root: str | None = None,
+):
+    """Evaluate the MLP under each protocol, then fit it on all clips.
+
+    Parameters
+    ----------
+    search : bool
+        Run the speaker-grouped hyperparameter search inside each training side (and on all data
+        for the final model); otherwise use ``params`` (or :data:`ser.mlp.DEFAULT_PARAMS`).
+    variants : sequence of str
+        Augmented copies added to the training side (names from :data:`ser.augment.VARIANTS`).
+
+    Returns
+    -------
+    recognizer : MLPRecognizer
+        Fitted on every clip (and its augmented copies), with ``metadata`` filled in; not saved.
+    report : MLPReport
+    """
+    from .features import FeatureConfig, extract_corpus, feature_groups
+    from .mlp import DEFAULT_PARAMS, fit_pipeline, search_params
+    from .recognizer import MLPRecognizer
+
+    started = time.time()
+    clips = list(clips)
+    labels = labels_of(clips)
+    config = FeatureConfig()
+    all_variants = (ORIGINAL, *variants)
+    progress(0.0, f"features of {len(clips)} clips x {len(all_variants)} variants")
+    X, hashes = extract_corpus([c.path for c in clips], config=config, variants=all_variants,
+                               n_jobs=n_jobs, progress=False)
+    y = np.array([c.emotion for c in clips])
+    speakers = np.array([c.speaker for c in clips])
+    nv, nf = len(all_variants), X.shape[2]
+    fixed = {**DEFAULT_PARAMS, **(params or {})}
+    groups = feature_groups(config)
+    t_features = time.time() - started
+
+    def rows(idx: np.ndarray):
+        return X[idx].reshape(-1, nf), np.repeat(y[idx], nv), np.repeat(speakers[idx], nv)
+
+    def fit(idx: np.ndarray):
+        Xt, yt, gt = rows(idx)
+        chosen = search_params(Xt, yt, gt, n_iter=n_iter, seed=seed, n_jobs=n_jobs) if search else fixed
+        return fit_pipeline(Xt, yt, random_state=seed, **chosen), chosen
+
+    results, chosen_params, importances = {}, {}, {}
+    n_steps = len(protocols) + 1
+    for step, protocol in enumerate(protocols):
+        fold_importance: list[dict] = []
+        fold_params: list[dict] = []
+
+        def fit_predict(train: np.ndarray, test: np.ndarray) -> np.ndarray:
+            model, chosen = fit(train)
+            fold_params.append(chosen)
+            rec = MLPRecognizer(model, features=config, labels=labels)
+            if importance:
+                yi = np.array([labels.index(e) for e in y[test]])
+                fold_importance.append(grouped_permutation_importance(
+                    rec.proba_from_features, X[test, 0], yi, groups, n_repeats=2, seed=seed))
+            return rec.proba_from_features(X[test, 0])
+
+        def on_fold(done: int, total: int, _step=step, _p=protocol) -> None:
+            progress((_step + done / total) / n_steps, f"{_p}: fold {done}/{total}")
+
+        res = run_protocol(fit_predict, clips, protocol=protocol, labels=labels, groups=hashes,
+                           seed=42, on_fold=on_fold)
+        ids = [clips[i].clip_id for i in res.test_index]
+        res.metrics["error_analysis"] = confused_pairs(res.y_true, res.y_pred, labels, ids)
+        res.metrics["params_per_fold"] = fold_params
+        results[protocol] = res
+        chosen_params[protocol] = fold_params
+        if fold_importance:
+            importances[protocol] = {k: float(np.mean([f[k] for f in fold_importance]))
+                                     for k in fold_importance[0]}
+
+    progress(len(protocols) / n_steps, "final model on all clips")
+    final, final_params = fit(np.arange(len(clips)))
+    metadata = {
+        "model": "mlp",
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "params": {"mlp": {k: list(v) if isinstance(v, tuple) else v for k, v in final_params.items()},
+                   "search": {"enabled": search, "n_iter": n_iter, "cv": "GroupKFold(3) by speaker, "
+                              "inside the training side only", "scoring": "f1_macro"},
+                   "augmentation": list(variants), "seed": seed},
+        "preprocessing": {"audio": _audio_settings(), "features": config.to_dict(),
+                          "n_features": nf, "pooling": "mean and std over frames; pitch statistics over voiced frames"},
+        "data": data_summary(clips, data_root),
+        "metrics": {p: r.metrics for p, r in results.items()},
+        "feature_importance": importances,
+        "library_versions": library_versions(),
+        "timings_s": {"features": round(t_features, 1), "total": round(time.time() - started, 1)},
+    }
+    progress(1.0, "done")
+    rec = MLPRecognizer(final, features=config, labels=labels, metadata=metadata)
+    return rec, MLPReport(metadata, results)
+
+
+def _audio_settings() -> dict:
+    from .recognizer import AUDIO_DEFAULTS
+
+    return {**AUDIO_DEFAULTS, "trimming": "librosa.effects.trim(top_db) on 512-sample frames",
+            "resampling": "soxr HQ", "downmix": "channel mean", "dc_offset": "removed"}
