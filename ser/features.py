@@ -15,8 +15,9 @@ import hashlib
 import json
 import os
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -28,6 +29,7 @@ __all__ = [
     "feature_names",
     "feature_groups",
     "extract_corpus",
+    "map_corpus",
     "file_hash",
     "cache_dir",
 ]
@@ -188,27 +190,75 @@ def cache_dir() -> Path:
     return Path(os.environ.get("SER_CACHE_DIR", Path.home() / ".cache" / "ser"))
 
 
-def _extract_file(path: str, variants: tuple[str, ...], config: FeatureConfig,
-                  folder: Path | None) -> tuple[np.ndarray, str]:
+def _variants_of_file(path: str, variants: tuple[str, ...], compute: Callable[[np.ndarray], np.ndarray],
+                      key: str, folder: Path | None, sr: int) -> tuple[list[np.ndarray], str]:
+    """``compute`` of each augmented variant of one file, read from / written to the cache."""
     from .audio import load_audio
     from .augment import apply_variant
 
     digest = file_hash(path)
-    rows: list[np.ndarray | None] = []
-    for v in variants:
-        hit = folder / f"{digest[:32]}-{config.key()}-{v}.npy" if folder else None
-        rows.append(np.load(hit) if hit is not None and hit.is_file() else None)
+    targets = [folder / f"{digest[:32]}-{key}-{v}.npy" if folder else None for v in variants]
+    rows: list[np.ndarray | None] = [np.load(t) if t is not None and t.is_file() else None for t in targets]
     if any(r is None for r in rows):
-        y = load_audio(path, sr=config.sr)
-        for i, v in enumerate(variants):
+        y = load_audio(path, sr=sr)
+        for i, (v, target) in enumerate(zip(variants, targets)):
             if rows[i] is None:
-                rows[i] = extract(apply_variant(y, v, sr=config.sr, key=digest), config=config)
-                if folder is not None:
-                    target = folder / f"{digest[:32]}-{config.key()}-{v}.npy"
+                rows[i] = np.asarray(compute(apply_variant(y, v, sr=sr, key=digest)))
+                if target is not None:
                     tmp = target.with_suffix(f".{os.getpid()}.tmp.npy")
                     np.save(tmp, rows[i])
                     os.replace(tmp, target)  # atomic: a killed run never leaves half a file
-    return np.stack(rows), digest
+    return rows, digest
+
+
+def map_corpus(
+    paths: Sequence[str],
+    compute: Callable[[np.ndarray], np.ndarray],
+    *,
+    key: str,
+    subdir: str,
+    sr: int = SAMPLE_RATE,
+    variants: Sequence[str] = ("original",),
+    n_jobs: int = -1,
+    cache: bool = True,
+    progress: bool = True,
+    desc: str = "clips",
+    backend: str | None = None,
+) -> tuple[list[list[np.ndarray]], list[str]]:
+    """``compute(variant of clip)`` for every file and variant, in parallel, cached on disk.
+
+    The one cache of ``ser``: features (:func:`extract_corpus`) and log-mel images (``ser.cnn``)
+    both go through it. Each file is decoded once (:func:`ser.audio.load_audio`), each variant made
+    with :func:`ser.augment.apply_variant`, and each result stored as
+    ``cache_dir()/<subdir>/<sha256[:32]>-<key>-<variant>.npy`` (written atomically).
+
+    Parameters
+    ----------
+    compute : callable
+        ``compute(y) -> np.ndarray`` on a loaded clip; must be picklable (a module-level function
+        or a ``functools.partial`` of one) for the worker processes.
+    key : str
+        Identifies ``compute`` and its settings (e.g. ``FeatureConfig.key()``): change it when
+        the output would change.
+
+    Returns
+    -------
+    rows : list of lists of np.ndarray
+        ``rows[i][j]`` is the result for ``paths[i]`` and ``variants[j]``.
+    hashes : list of str
+        sha256 of each file (to keep identical recordings on one side of a split).
+    """
+    from joblib import Parallel, delayed
+    from tqdm.auto import tqdm
+
+    folder = cache_dir() / subdir if cache else None
+    if folder is not None:
+        folder.mkdir(parents=True, exist_ok=True)
+    jobs = (delayed(_variants_of_file)(str(p), tuple(variants), compute, key, folder, sr) for p in paths)
+    parallel = Parallel(n_jobs=n_jobs, return_as="generator", batch_size=8, backend=backend)
+    results = list(tqdm(parallel(jobs), total=len(paths), desc=desc, unit="clip",
+                        disable=not progress, leave=False))
+    return [r[0] for r in results], [r[1] for r in results]
 
 
 def extract_corpus(
@@ -221,7 +271,7 @@ def extract_corpus(
     progress: bool = True,
     backend: str | None = None,
 ) -> tuple[np.ndarray, list[str]]:
-    """Features of many files, in parallel, cached.
+    """Features of many files, in parallel, cached (through :func:`map_corpus`).
 
     Returns
     -------
@@ -230,16 +280,9 @@ def extract_corpus(
     hashes : list of str
         sha256 of each file (to keep identical recordings on one side of a split).
     """
-    from joblib import Parallel, delayed
-    from tqdm.auto import tqdm
-
-    folder = cache_dir() / "features" if cache else None
-    if folder is not None:
-        folder.mkdir(parents=True, exist_ok=True)
-    jobs = (delayed(_extract_file)(str(p), tuple(variants), config, folder) for p in paths)
-    parallel = Parallel(n_jobs=n_jobs, return_as="generator", batch_size=8, backend=backend)
-    results = list(tqdm(parallel(jobs), total=len(paths), desc="features", unit="clip",
-                        disable=not progress, leave=False))
-    if not results:
+    rows, hashes = map_corpus(paths, partial(extract, config=config), key=config.key(), subdir="features",
+                              sr=config.sr, variants=variants, n_jobs=n_jobs, cache=cache,
+                              progress=progress, desc="features", backend=backend)
+    if not rows:
         return np.zeros((0, len(variants), len(feature_names(config))), np.float32), []
-    return np.stack([r[0] for r in results]), [r[1] for r in results]
+    return np.stack([np.stack(r) for r in rows]), hashes
