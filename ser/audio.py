@@ -15,6 +15,7 @@ message says what is wrong and what is accepted.
 
 from __future__ import annotations
 
+import codecs
 import io
 import logging
 import math
@@ -157,7 +158,7 @@ def load_audio(
     y = valid_audio(to_mono(y), sr=orig_sr, max_duration=max_duration)
     y = resample(y, orig_sr=orig_sr, sr=sr)
     min_samples = math.ceil(min_voiced_s * sr)
-    if trim and len(y) >= min_samples:
+    if trim and len(y):
         y = trim_silence(y, top_db=top_db)
     if len(y) < min_samples:
         what = "of voice after trimming silence" if trim else "of audio"
@@ -237,7 +238,9 @@ def _decode_pair(source: tuple) -> tuple[np.ndarray, int]:
     try:
         samples = np.asarray(data)
     except (TypeError, ValueError) as e:
-        raise AudioError(f"Samples must be a numeric array of shape (n,) or (n, channels): {e}") from None
+        raise AudioError(
+            f"Samples must be a numeric array of shape (n,) or (n, channels): {e}"
+        ) from None
     return _as_float(samples), int(rate)
 
 
@@ -268,11 +271,12 @@ def _decode_file(
         raise
     except Exception as e:  # libsndfile could not parse it: ffmpeg knows far more containers
         logger.debug("libsndfile could not read %s (%s); trying ffmpeg", name, e)
+        y = None
+    if y is None:  # outside the except block, so no decoder traceback is chained to the error
         f.seek(0)
-        head = f.read(_SNIFF_BYTES)
-        kind = _not_audio_kind(head)
+        kind = _not_audio_kind(f.read(_SNIFF_BYTES))
         if kind is not None:
-            raise AudioError(f"{name} is {kind}, not audio; expected {ACCEPTED}.") from None
+            raise AudioError(f"{name} is {kind}, not audio; expected {ACCEPTED}.")
         if path is not None:
             y, rate = _decode_ffmpeg(path, name=name, max_duration=max_duration)
         else:
@@ -282,7 +286,9 @@ def _decode_file(
                 tmp.flush()
                 y, rate = _decode_ffmpeg(Path(tmp.name), name=name, max_duration=max_duration)
     if y.size == 0:
-        raise AudioError(f"{name} holds no audio samples (an empty recording); expected {ACCEPTED}.")
+        raise AudioError(
+            f"{name} holds no audio samples (an empty recording); expected {ACCEPTED}."
+        )
     return y, rate
 
 
@@ -291,13 +297,10 @@ def _not_audio_kind(head: bytes) -> str | None:
     for magic, kind in _NOT_AUDIO_MAGIC:
         if head.startswith(magic):
             return kind
-    try:
-        text = head.decode("utf-8")
-    except UnicodeDecodeError:  # may be cut inside a multi-byte character: retry a little shorter
-        try:
-            text = head[:-3].decode("utf-8")
-        except UnicodeDecodeError:
-            return None
+    try:  # incremental: the head may end inside a multi-byte character
+        text = codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
+    except UnicodeDecodeError:
+        return None
     if text and all(c.isprintable() or c in "\t\r\n" for c in text):
         return "a text file"
     return None
@@ -329,7 +332,8 @@ def _decode_ffmpeg(path: Path, *, name: str, max_duration: float) -> tuple[np.nd
     cmd += ["-c:a", "pcm_f32le", "-f", "wav", "pipe:1"]
     try:
         out = subprocess.run(
-            cmd, stdin=subprocess.DEVNULL, capture_output=True, timeout=FFMPEG_TIMEOUT_S, check=False
+            cmd, stdin=subprocess.DEVNULL, capture_output=True, timeout=FFMPEG_TIMEOUT_S,
+            check=False,
         )
     except subprocess.TimeoutExpired:
         raise AudioError(
@@ -342,13 +346,16 @@ def _decode_ffmpeg(path: Path, *, name: str, max_duration: float) -> tuple[np.nd
     try:
         y, rate = sf.read(io.BytesIO(out.stdout), dtype="float32", always_2d=True)
     except Exception:
+        y = None
+    if y is None:
         logger.debug("ffmpeg could not decode %s (exit %s): %s", name, out.returncode, stderr)
-        raise AudioError(not_audio) from None
+        raise AudioError(not_audio)
     if out.returncode != 0:  # a partly decoded (truncated) stream: keep what was decoded
         logger.debug("ffmpeg decoded %s partly (exit %s): %s", name, out.returncode, stderr)
     _check_rate(int(rate))
-    if len(y):
-        _check_duration(len(y) / rate, max_duration)
+    seconds = len(y) / rate
+    # output stops near the limit plus the margin (codec frames round it): the file may be longer
+    _check_duration(seconds, max_duration, at_least=seconds > max_duration + DURATION_MARGIN_S / 2)
     return y, int(rate)
 
 
@@ -360,10 +367,11 @@ def _check_rate(rate: int) -> None:
         )
 
 
-def _check_duration(seconds: float, limit: float) -> None:
+def _check_duration(seconds: float, limit: float, *, at_least: bool = False) -> None:
     if seconds > limit:
         raise AudioError(
-            f"The recording is too long: {_fmt_seconds(seconds)}; the limit is "
+            f"The recording is too long: {'at least ' if at_least else ''}{_fmt_seconds(seconds)}; "
+            f"the limit is "
             f"{_fmt_seconds(limit)} (setting SER_MAX_DURATION_S). Send a shorter clip."
         )
 
@@ -384,8 +392,13 @@ def _as_float(data: np.ndarray) -> np.ndarray:
     """Integer PCM to float32 in [-1, 1]; float passes through as float32."""
     kind = data.dtype.kind
     if kind == "f":
-        with np.errstate(over="ignore"):  # beyond float32's range becomes inf: refused later
-            return data.astype(np.float32, copy=False)
+        with np.errstate(over="ignore", invalid="ignore"):
+            out = data.astype(np.float32, copy=False)
+        if data.dtype.itemsize > 4:  # beyond float32's range: keep finite, refused as out of range
+            overflow = np.isinf(out) & np.isfinite(data)
+            if overflow.any():
+                out[overflow] = np.copysign(np.finfo(np.float32).max, data[overflow])
+        return out
     if kind == "i":
         return (data / float(2 ** (8 * data.dtype.itemsize - 1))).astype(np.float32)
     if kind == "u":  # unsigned PCM (8-bit WAV) is centred on half the range
@@ -413,14 +426,17 @@ def to_mono(y: np.ndarray) -> np.ndarray:
     if y.ndim == 1:
         return y
     if y.ndim != 2:
-        raise AudioError(f"Audio must be 1-D (mono) or 2-D (samples, channels); got shape {y.shape}.")
+        raise AudioError(
+            f"Audio must be 1-D (mono) or 2-D (samples, channels); got shape {y.shape}."
+        )
     if y.size == 0:
         return np.zeros(0, dtype=np.float32)
     if y.shape[0] <= 8 and y.shape[1] > y.shape[0]:
         y = y.T
     if y.shape[1] == 1:
         return y[:, 0]
-    return y.mean(axis=1, dtype=np.float64).astype(np.float32)
+    with np.errstate(invalid="ignore", over="ignore"):  # inf - inf is NaN: refused as such later
+        return y.mean(axis=1, dtype=np.float64).astype(np.float32)
 
 
 def valid_audio(y: np.ndarray, *, sr: int, max_duration: float | None = None) -> np.ndarray:
@@ -452,7 +468,9 @@ def valid_audio(y: np.ndarray, *, sr: int, max_duration: float | None = None) ->
     if y.ndim != 1:
         raise AudioError(f"Audio must be mono after downmixing; got shape {y.shape}.")
     if y.size == 0:
-        raise AudioError(f"The input holds no audio samples (an empty recording); expected {ACCEPTED}.")
+        raise AudioError(
+            f"The input holds no audio samples (an empty recording); expected {ACCEPTED}."
+        )
     _check_duration(len(y) / sr, max_duration)
     finite = np.isfinite(y)
     if not finite.all():
@@ -466,7 +484,8 @@ def valid_audio(y: np.ndarray, *, sr: int, max_duration: float | None = None) ->
             f"Samples out of range: peak {peak:.3g}; float audio must lie within [-1, 1] "
             "(scale integer PCM by its full scale, e.g. int16 / 32768)."
         )
-    y = y - np.float32(y.mean(dtype=np.float64))  # a DC offset is not voice; it would fool the silence check
+    # a DC offset is not voice, and it would fool the silence check
+    y = y - np.float32(y.mean(dtype=np.float64))
     if float(np.max(np.abs(y))) < SILENCE_PEAK:
         raise AudioError(
             f"The recording is silent (peak below {SILENCE_DBFS:.0f} dBFS once any DC offset is "

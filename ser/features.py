@@ -80,12 +80,12 @@ def _columns(config: FeatureConfig) -> list[tuple[str, str]]:
     cols = []
     for group, n in _sizes(config).items():
         for stat in ("mean", "std"):
-            cols += [(group, f"{group}{i}_{stat}" if n > 1 else f"{group}_{stat}") for i in range(n)]
+            cols += [(group, f"{group}[{i}]_{stat}" if n > 1 else f"{group}_{stat}") for i in range(n)]
     return cols + [("pitch", f"pitch_{s}") for s in _PITCH_STATS]
 
 
 def feature_names(config: FeatureConfig = FeatureConfig()) -> list[str]:
-    """Column names of :func:`extract`'s vector, e.g. ``mfcc3_mean``, ``pitch_p90``."""
+    """Column names of :func:`extract`'s vector, e.g. ``mfcc[3]_mean``, ``mfcc_delta2[0]_std``, ``pitch_p90``."""
     return [name for _, name in _columns(config)]
 
 

@@ -66,7 +66,7 @@ STFT_N_FFT = 512  # 32 ms Hann window at 16 kHz (win_length = n_fft)
 STFT_HOP = STFT_N_FFT // 4  # 128 samples = 8 ms: Hann² overlap-adds to exactly 3/2 at hop n_fft/4
 PITCH_FMIN, PITCH_FMAX = 60.0, 400.0  # Hz, the pitch feature's search range (librosa.yin)
 PITCH_FRAME = 1024  # 64 ms: >= 3 periods at 60 Hz with a Hann window (Boersma 1993)
-PITCH_HOP = 256  # 16 ms
+PITCH_HOP = 160  # 10 ms: the pitch feature's frames (ser.features: yin, 1024 / 160, centred)
 VOICING_THRESHOLD = 0.45  # normalised autocorrelation peak of a voiced frame (Praat's default)
 SILENCE_THRESHOLD = 0.03  # frame peak relative to the clip peak below which a frame is silent
 OCTAVE_COST = 0.01  # per octave, favours the shorter of two equally strong periods (Praat)
@@ -366,7 +366,7 @@ def pitch_fft(
     lo = max(1, int(math.floor(sr / fmax)))
     hi = min(int(math.ceil(sr / fmin)), frame_length // 2)
     w = scipy.signal.get_window("hann", frame_length, fftbins=True)
-    nfft = scipy.fft.next_fast_len(2 * frame_length)
+    nfft = scipy.fft.next_fast_len(frame_length + hi + 2)  # lags 0..hi+1 free of circular wrap
     xw = (frames - frames.mean(axis=1, keepdims=True)) * w
     r = scipy.fft.irfft(np.abs(scipy.fft.rfft(xw, nfft, axis=1)) ** 2, nfft, axis=1)[:, : hi + 2]
     rw = scipy.fft.irfft(np.abs(scipy.fft.rfft(w, nfft)) ** 2, nfft)[: hi + 2]
@@ -478,8 +478,9 @@ def lpc_system(
     :func:`scipy.linalg.solve_toeplitz`), and ``G² = r[0] + Σ_k a_k r[k]`` is the prediction
     error energy. Then ``|H(e^{jω})|² = G² / |A(e^{jω})|²`` matches ``|X_w(e^{jω})|²`` in the
     autocorrelation sense (lags 0 … p). ``r`` is positive definite, so in exact arithmetic every
-    pole lies inside the unit circle; a relative ``1e-9`` is added to ``r[0]`` (−90 dB white noise)
-    so a pure tone stays well conditioned.
+    pole lies inside the unit circle; only if rounding breaks that (a pole on or outside the
+    circle, ``G² ≤ 0``) is white noise of relative power 1e-9 (then ×100, up to 1e-3) added
+    to ``r[0]`` and the solve repeated (``white_noise_correction`` says how much).
 
     Parameters
     ----------
@@ -497,7 +498,8 @@ def lpc_system(
     -------
     dict
         ``a`` ``(p + 1,)`` with ``a[0] = 1``; ``gain`` G; ``poles`` ``(p,)`` complex, the roots of
-        ``z^p A(z)``; ``order``; ``stable`` (all ``|z| < 1``); ``max_pole_radius``;
+        ``z^p A(z)``; ``order``; ``white_noise_correction`` (0 unless needed); ``stable`` (all
+        ``|z| < 1``); ``max_pole_radius``;
         ``frame_weighted`` ``(n,)`` the windowed, pre-emphasised frame the model describes;
         ``window_sum`` ``Σ w``.
 
@@ -514,22 +516,28 @@ def lpc_system(
         x = np.append(x[0], x[1:] - pre_emphasis * x[:-1])
     w = scipy.signal.get_window(window, len(x), fftbins=False)
     xw = x * w
-    nfft = scipy.fft.next_fast_len(2 * len(xw))
+    nfft = scipy.fft.next_fast_len(len(xw) + p + 1)  # lags 0..p free of circular wrap
     r = scipy.fft.irfft(np.abs(scipy.fft.rfft(xw, nfft)) ** 2, nfft)[: p + 1]
     if not r[0] > 1e-20:
         raise AudioError("No voiced frame: the frame is silent, so there is nothing to predict.")
-    r[0] *= 1.0 + 1e-9
-    a1 = scipy.linalg.solve_toeplitz(r[:p], -r[1 : p + 1])
-    a = np.concatenate(([1.0], a1))
-    g2 = float(np.dot(a, r))
-    gain = math.sqrt(max(g2, r[0] * 1e-12))
-    poles = np.roots(a)
-    radius = float(np.max(np.abs(poles))) if len(poles) else 0.0
+    correction = 0.0
+    while True:
+        rr = r.copy()
+        rr[0] *= 1.0 + correction
+        a = np.concatenate(([1.0], scipy.linalg.solve_toeplitz(rr[:p], -rr[1 : p + 1])))
+        g2 = float(np.dot(a, rr))
+        poles = np.roots(a)
+        radius = float(np.max(np.abs(poles))) if len(poles) else 0.0
+        ok = np.all(np.isfinite(a)) and g2 > 0 and radius < 1.0
+        if ok or correction >= 1e-3:
+            break
+        correction = 1e-9 if correction == 0.0 else correction * 100.0
     return {
         "a": a,
-        "gain": gain,
+        "gain": math.sqrt(max(g2, 0.0)),
         "poles": poles,
         "order": p,
+        "white_noise_correction": correction,
         "stable": bool(radius < 1.0),
         "max_pole_radius": radius,
         "frame_weighted": xw,
@@ -762,7 +770,8 @@ def _f0_section(y: np.ndarray, sr: int, track: dict[str, np.ndarray]) -> dict[st
         "hop_length": PITCH_HOP,
         "method_fft": "autocorrelation as the inverse FFT of each frame's power spectrum "
         "(Wiener–Khinchin), normalised by the Hann window's autocorrelation; f0 = sr / period",
-        "method_feature": "librosa.yin (the pitch feature), same frames",
+        "method_feature": "librosa.yin as in the pitch feature (60–400 Hz, frames of 1024 samples, "
+        "hop 160), median over the same voiced frames",
         "voiced_fraction": float(voiced.mean()) if len(voiced) else 0.0,
     }
     if not voiced.any():
@@ -879,6 +888,15 @@ def _z_and_laplace(y: np.ndarray, sr: int, track: dict[str, np.ndarray]) -> tupl
     Xw = scipy.fft.rfft(lpc["frame_weighted"], n_fft)
     scale = 2.0 / lpc["window_sum"]
     floor = 10.0 ** (DB_FLOOR / 20.0)
+    pw = np.abs(Xw) ** 2
+    k = int(np.argmax(pw))
+    lobe = int(math.ceil(2 * n_fft / L))  # Hann main lobe: ±2 bins of the frame's own DFT
+    if pw[max(0, k - lobe) : k + lobe + 1].sum() > 0.99 * pw.sum():
+        tone = ("The frame is (nearly) constant: it has no formants." if k <= lobe else
+                f"The frame is (nearly) a pure tone at {freqs[k]:.0f} Hz: it has no formants, and "
+                f"the model's narrowest poles sit within the window's main lobe "
+                f"(±{2 * sr / L:.0f} Hz) around the tone.")
+        note = tone if note is None else f"{note} {tone}"
     z_sec = {
         "available": True,
         "message": note,
@@ -1010,6 +1028,18 @@ def analyze(y: np.ndarray, *, sr: int = SAMPLE_RATE) -> dict[str, Any]:
     else:
         logmel = {"available": False,
                   "message": f"The CNN's log-mel image is defined at {SAMPLE_RATE} Hz, not {sr} Hz."}
+    if f0["available"] and fft["peaks"]:
+        # is there energy at the estimated f0, or is the period that of a missing fundamental?
+        freqs = np.fft.rfftfreq(len(y), 1.0 / sr)
+        band = (freqs > 0.9 * f0["fft_hz"]) & (freqs < 1.1 * f0["fft_hz"])
+        top = fft["peaks"][0]
+        if band.any() and float(amplitude_db(X, n=len(y))[band].max()) < top["magnitude_db"] - 40:
+            f0["message"] = (
+                f"The spectrum has almost no energy at {f0['fft_hz']:.0f} Hz (its strongest peak "
+                f"is at {top['freq_hz']:.0f} Hz): the period is real but the fundamental is "
+                f"missing or above {PITCH_FMAX:g} Hz (a pure tone above {PITCH_FMAX:g} Hz reads "
+                "as a subharmonic)."
+            )
     z_sec, lap = _z_and_laplace(y, sr, track)
     pv = _parseval_section(parseval(y, X=X), st)
     for sec in (fft, f0, logmel, z_sec):

@@ -1,0 +1,425 @@
+"""Plotly figures: arrays in, figure out.
+
+A flat module of pure functions. Each takes plain arrays (or lists) and keyword options and
+returns a new :class:`plotly.graph_objects.Figure`; none reads files, computes the underlying
+mathematics or keeps state. Non-finite values never reach a figure: they become gaps (``None``).
+
+Signal-math figures (data from :func:`ser.signal_math.analyze`): :func:`spectrum_figure`,
+:func:`pitch_figure`, :func:`spectrogram_figure`, :func:`logmel_figure`,
+:func:`pole_zero_figure`, :func:`frequency_response_figure`, :func:`s_plane_figure`,
+:func:`responses_figure`, and :func:`signal_math_figures` which builds all of them from
+``analyze``'s result.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+
+__all__ = [
+    "message_figure",
+    "spectrum_figure",
+    "pitch_figure",
+    "spectrogram_figure",
+    "logmel_figure",
+    "pole_zero_figure",
+    "frequency_response_figure",
+    "s_plane_figure",
+    "responses_figure",
+    "signal_math_figures",
+]
+
+ArrayLike = Sequence[float] | np.ndarray
+
+HEIGHT = 360
+_MARGIN = dict(l=60, r=20, t=60, b=50)
+_GRID = "#e5e5e5"
+_POLE = dict(symbol="x", size=10, line=dict(width=2), color="#d62728")
+_ZERO = dict(symbol="circle-open", size=11, line=dict(width=2), color="#1f77b4")
+# Figures are built in one go.Figure(data, layout) call: plotly's update_* helpers, add_vline,
+# make_subplots and named templates each re-validate or deep-copy the figure (8–30 ms apiece).
+
+
+def _clean(x: Any) -> np.ndarray | list:
+    """Float array for plotly; with any non-finite value, a list with ``None`` (a gap) there."""
+    arr = np.asarray([] if x is None else x, dtype=float)
+    if arr.size == 0 or np.isfinite(arr).all():
+        return arr
+    obj = arr.astype(object)
+    obj[~np.isfinite(arr)] = None
+    return obj.tolist()
+
+
+def _axis(title: str, **kwargs: Any) -> dict:
+    return dict(title=dict(text=title), gridcolor=_GRID, zerolinecolor="#bbb", **kwargs)
+
+
+def _vline(x: float, text: str, *, dash: str = "dot", color: str = "#555",
+           yanchor: str = "bottom") -> tuple[dict, dict]:
+    """A vertical line over the whole plot height and its label (a shape and an annotation)."""
+    shape = dict(type="line", x0=x, x1=x, y0=0, y1=1, yref="paper",
+                 line=dict(dash=dash, width=1.5, color=color))
+    label = dict(x=x, y=1, yref="paper", text=text, showarrow=False, xanchor="left",
+                 yanchor=yanchor, font=dict(size=11, color=color))
+    return shape, label
+
+
+def _figure(data: list, title: str, *, height: int = HEIGHT, **layout: Any) -> go.Figure:
+    base = dict(title=dict(text=title, font=dict(size=14)), height=height, margin=_MARGIN,
+                plot_bgcolor="white", paper_bgcolor="white")
+    base.update(layout)
+    return go.Figure(data=data, layout=base)
+
+
+def message_figure(text: str, *, title: str = "") -> go.Figure:
+    """An empty figure that states why there is nothing to plot.
+
+    Parameters
+    ----------
+    text : str
+        The message, shown in the middle of the plot area.
+    title : str
+    """
+    note = dict(text=text, x=0.5, y=0.5, xref="paper", yref="paper", showarrow=False,
+                font=dict(size=13))
+    return _figure([], title, height=220, annotations=[note], xaxis=dict(visible=False),
+                   yaxis=dict(visible=False))
+
+
+def spectrum_figure(
+    freq_hz: ArrayLike,
+    magnitude_db: ArrayLike,
+    *,
+    peaks_hz: ArrayLike = (),
+    peaks_db: ArrayLike = (),
+    f0_hz: float | None = None,
+    f0_feature_hz: float | None = None,
+    title: str = "FFT magnitude spectrum",
+) -> go.Figure:
+    """Magnitude spectrum in dB over frequency in Hz, with its peaks and F0 estimates.
+
+    Parameters
+    ----------
+    freq_hz, magnitude_db : array [shape=(n,)]
+    peaks_hz, peaks_db : array [shape=(k,)]
+        Marked with their frequency.
+    f0_hz, f0_feature_hz : float, optional
+        F0 from the FFT and from the pitch feature, drawn as vertical lines.
+    """
+    data = [go.Scatter(x=_clean(freq_hz), y=_clean(magnitude_db), mode="lines", name="|X(f)|",
+                       line=dict(width=1, color="#1f77b4"))]
+    if len(peaks_hz):
+        data.append(go.Scatter(
+            x=_clean(peaks_hz), y=_clean(peaks_db), mode="markers+text", name="peaks",
+            text=[f"{f:.0f} Hz" for f in np.asarray(peaks_hz, dtype=float)],
+            textposition="top center", marker=dict(size=8, color="#d62728")))
+    shapes, labels = [], []
+    for value, name, dash, anchor in ((f0_hz, "F0 (FFT)", "dash", "bottom"),
+                                      (f0_feature_hz, "F0 (yin)", "dot", "top")):
+        if value is not None and math.isfinite(value):
+            shape, label = _vline(value, f"{name} {value:.0f} Hz", dash=dash, color="#2ca02c",
+                                  yanchor=anchor)
+            shapes.append(shape)
+            labels.append(label)
+    return _figure(data, title, showlegend=False, shapes=shapes, annotations=labels,
+                   xaxis=_axis("frequency (Hz)"), yaxis=_axis("magnitude (dB)"))
+
+
+def pitch_figure(
+    times_s: ArrayLike,
+    f0_fft_hz: ArrayLike,
+    f0_feature_hz: ArrayLike,
+    *,
+    title: str = "Fundamental frequency: FFT autocorrelation vs the pitch feature (yin)",
+) -> go.Figure:
+    """Two F0 tracks over time; unvoiced frames (``None``/NaN) are gaps.
+
+    Parameters
+    ----------
+    times_s, f0_fft_hz, f0_feature_hz : array [shape=(n_frames,)]
+    """
+    t = _clean(times_s)
+    data = [
+        go.Scatter(x=t, y=_clean(f0_fft_hz), mode="lines+markers", name="FFT (Wiener–Khinchin)",
+                   marker=dict(size=4), connectgaps=False),
+        go.Scatter(x=t, y=_clean(f0_feature_hz), mode="lines", name="yin (pitch feature)",
+                   line=dict(dash="dot"), connectgaps=False),
+    ]
+    return _figure(data, title, legend=dict(orientation="h", y=-0.25),
+                   xaxis=_axis("time (s)"), yaxis=_axis("F0 (Hz)"))
+
+
+def spectrogram_figure(
+    times_s: ArrayLike,
+    freq_hz: ArrayLike,
+    power_db: ArrayLike,
+    *,
+    dynamic_range_db: float = 80.0,
+    title: str = "STFT spectrogram",
+) -> go.Figure:
+    """Heatmap of a spectrogram.
+
+    Parameters
+    ----------
+    times_s : array [shape=(n_frames,)]
+    freq_hz : array [shape=(n_freq,)]
+    power_db : array [shape=(n_freq, n_frames)]
+    dynamic_range_db : float
+        Colours span ``[max - dynamic_range_db, max]``.
+    """
+    z = np.asarray(power_db, dtype=float)
+    finite = z[np.isfinite(z)]
+    zmax = float(finite.max()) if finite.size else 0.0
+    data = [go.Heatmap(x=_clean(times_s), y=_clean(freq_hz), z=_clean(z),
+                       zmin=zmax - dynamic_range_db, zmax=zmax, colorscale="Magma",
+                       colorbar=dict(title=dict(text="dB")))]
+    return _figure(data, title, xaxis=_axis("time (s)"), yaxis=_axis("frequency (Hz)"))
+
+
+def logmel_figure(
+    image: ArrayLike,
+    *,
+    hop_s: float,
+    title: str = "Log-mel image the CNN sees (128 × 128)",
+) -> go.Figure:
+    """The CNN's input image: mel band (rows, low to high) against time.
+
+    Parameters
+    ----------
+    image : array [shape=(n_mels, n_frames)]
+        Values in ``[-1, 1]``.
+    hop_s : float
+        Seconds between frames.
+    """
+    img = np.asarray(image, dtype=float)
+    data = [go.Heatmap(z=_clean(img), x=np.arange(img.shape[1]) * hop_s,
+                       y=np.arange(img.shape[0]), zmin=-1, zmax=1, colorscale="Viridis",
+                       colorbar=dict(title=dict(text="scaled")))]
+    return _figure(data, title, xaxis=_axis("time in the window (s)"), yaxis=_axis("mel band"))
+
+
+def pole_zero_figure(
+    poles_re: ArrayLike,
+    poles_im: ArrayLike,
+    *,
+    zeros_re: ArrayLike = (),
+    zeros_im: ArrayLike = (),
+    n_zeros_at_origin: int = 0,
+    title: str = "Poles and zeros of H(z) = G / A(z)",
+) -> go.Figure:
+    """The z-plane with the unit circle, poles (×) and zeros (○).
+
+    Parameters
+    ----------
+    poles_re, poles_im : array [shape=(p,)]
+    zeros_re, zeros_im : array [shape=(q,)]
+    n_zeros_at_origin : int
+        Multiplicity of a zero at ``z = 0`` (``p`` for an all-pole model), written next to it.
+    """
+    theta = np.linspace(0.0, 2.0 * math.pi, 361)
+    pr, pi = np.asarray(poles_re, dtype=float), np.asarray(poles_im, dtype=float)
+    data = [
+        go.Scatter(x=np.cos(theta), y=np.sin(theta), mode="lines", name="|z| = 1",
+                   line=dict(color="#888", width=1), hoverinfo="skip"),
+        go.Scatter(x=_clean(pr), y=_clean(pi), mode="markers", name="poles", marker=_POLE,
+                   customdata=_clean(np.column_stack([np.hypot(pr, pi),
+                                                      np.degrees(np.arctan2(pi, pr))])),
+                   hovertemplate="z = %{x:.4f} %{y:+.4f}j<br>|z| = %{customdata[0]:.4f}, "
+                   "∠ %{customdata[1]:.1f}°<extra>pole</extra>"),
+    ]
+    zr, zi = list(np.asarray(zeros_re, dtype=float)), list(np.asarray(zeros_im, dtype=float))
+    if n_zeros_at_origin:
+        zr.append(0.0)
+        zi.append(0.0)
+    if zr:
+        data.append(go.Scatter(x=_clean(zr), y=_clean(zi), mode="markers", name="zeros",
+                               marker=_ZERO))
+    notes = []
+    if n_zeros_at_origin > 1:
+        notes.append(dict(x=0, y=0, text=f"{n_zeros_at_origin} zeros", showarrow=False,
+                          xshift=32, yshift=10))
+    radius = np.hypot(pr, pi)
+    lim = max(1.15, 1.1 * float(np.max(radius[np.isfinite(radius)], initial=0.0)))
+    return _figure(data, title, height=420, legend=dict(orientation="h", y=-0.2),
+                   annotations=notes,
+                   xaxis=_axis("Re z", range=[-lim, lim]),
+                   yaxis=_axis("Im z", range=[-lim, lim], scaleanchor="x", scaleratio=1))
+
+
+def frequency_response_figure(
+    freq_hz: ArrayLike,
+    response_db: ArrayLike,
+    spectrum_db: ArrayLike | None = None,
+    *,
+    formants_hz: ArrayLike = (),
+    title: str = "|H(e^jω)| over the frame's spectrum",
+) -> go.Figure:
+    """The all-pole model's frequency response over the analysed frame's spectrum.
+
+    Parameters
+    ----------
+    freq_hz, response_db : array [shape=(n,)]
+    spectrum_db : array [shape=(n,)], optional
+        The frame's own spectrum on the same scale.
+    formants_hz : array [shape=(k,)]
+        Drawn as labelled vertical lines (F1, F2, ...).
+    """
+    f = _clean(freq_hz)
+    data = []
+    if spectrum_db is not None:
+        data.append(go.Scatter(x=f, y=_clean(spectrum_db), mode="lines", name="frame spectrum",
+                               line=dict(width=1, color="#aaa")))
+    data.append(go.Scatter(x=f, y=_clean(response_db), mode="lines", name="|H(e^jω)|",
+                           line=dict(width=2, color="#d62728")))
+    shapes, labels = [], []
+    for i, fr in enumerate(np.asarray(formants_hz, dtype=float)):
+        if math.isfinite(fr):
+            shape, label = _vline(fr, f"F{i + 1}")
+            shapes.append(shape)
+            labels.append(label)
+    return _figure(data, title, legend=dict(orientation="h", y=-0.25), shapes=shapes,
+                   annotations=labels, xaxis=_axis("frequency (Hz)"),
+                   yaxis=_axis("magnitude (dB)"))
+
+
+def s_plane_figure(
+    sigma: ArrayLike,
+    omega: ArrayLike,
+    *,
+    formant_sigma: ArrayLike = (),
+    formant_omega: ArrayLike = (),
+    title: str = "Poles in the s-plane (s = f_s · ln z)",
+) -> go.Figure:
+    """The s-plane: poles at ``(σ, ω / 2π)``, the jω axis, formant poles labelled.
+
+    Parameters
+    ----------
+    sigma, omega : array [shape=(p,)]
+        ``Re s`` (1/s) and ``Im s`` (rad/s) of every pole.
+    formant_sigma, formant_omega : array [shape=(k,)]
+        The upper poles of the formant pairs, labelled F1, F2, ... in order.
+    """
+    sg, om = np.asarray(sigma, dtype=float), np.asarray(omega, dtype=float)
+    hz = om / (2.0 * math.pi)
+    data = [go.Scatter(
+        x=_clean(sg), y=_clean(hz), mode="markers", name="poles", marker=_POLE,
+        customdata=_clean(np.column_stack([-sg / math.pi, om])),
+        hovertemplate="σ = %{x:.1f} 1/s, ω = %{customdata[1]:.0f} rad/s<br>"
+        "F = %{y:.0f} Hz, B = %{customdata[0]:.0f} Hz<extra>pole</extra>")]
+    fs, fo = np.asarray(formant_sigma, dtype=float), np.asarray(formant_omega, dtype=float)
+    if fs.size:
+        data.append(go.Scatter(x=_clean(fs), y=_clean(fo / (2 * math.pi)), mode="text",
+                               text=[f"F{i + 1}" for i in range(fs.size)],
+                               textposition="middle left", name="formants", hoverinfo="skip"))
+    # zoom on the resonances; broad poles (near z = 0) far to the left stay reachable by zooming out
+    finite = sg[np.isfinite(sg)]
+    near = np.abs(finite[np.abs(finite) < 2 * math.pi * 2000])
+    xmin = -1.15 * max(float(near.max()) if near.size else 0.0, 500.0)
+    xmax = max(0.08 * -xmin, 1.1 * float(np.max(finite, initial=0.0)))
+    hidden = int(np.count_nonzero(finite < xmin))
+    xtitle = "σ = Re s (1/s)" + (f"; {hidden} broad poles further left" if hidden else "")
+    shapes = [dict(type="rect", x0=xmin, x1=0, y0=0, y1=1, yref="paper", fillcolor="#2ca02c",
+                   opacity=0.06, line=dict(width=0), layer="below"),
+              dict(type="line", x0=0, x1=0, y0=0, y1=1, yref="paper",
+                   line=dict(color="#888", width=1))]
+    notes = [dict(x=xmin, y=0, xref="x", yref="paper", text="stable half-plane (σ < 0)",
+                  showarrow=False, xanchor="left", yanchor="bottom", font=dict(size=11))]
+    return _figure(data, title, height=420, showlegend=False, shapes=shapes, annotations=notes,
+                   xaxis=_axis(xtitle, range=[xmin, xmax]), yaxis=_axis("Im s / 2π (Hz)"))
+
+
+def responses_figure(
+    t_s: ArrayLike,
+    impulse: ArrayLike,
+    step: ArrayLike,
+    *,
+    n_t_s: ArrayLike | None = None,
+    impulse_discrete: ArrayLike | None = None,
+    title: str = "Continuous-time impulse and step responses",
+) -> go.Figure:
+    """Impulse response (top, with the discrete samples) and step response (bottom).
+
+    Parameters
+    ----------
+    t_s, impulse, step : array [shape=(m,)]
+        ``h_c(t)`` and ``∫_0^t h_c``.
+    n_t_s, impulse_discrete : array [shape=(k,)], optional
+        Sample times ``nT`` and ``h_d[n] / T``: under impulse invariance they lie on ``h_c``.
+    """
+    t = _clean(t_s)
+    data = [go.Scatter(x=t, y=_clean(impulse), mode="lines", name="h_c(t)",
+                       line=dict(color="#1f77b4"))]
+    if n_t_s is not None and impulse_discrete is not None:
+        data.append(go.Scatter(x=_clean(n_t_s), y=_clean(impulse_discrete), mode="markers",
+                               name="h_d[n] / T", marker=dict(size=4, color="#d62728")))
+    data.append(go.Scatter(x=t, y=_clean(step), mode="lines", name="step response",
+                           line=dict(color="#2ca02c"), yaxis="y2"))
+    return _figure(data, title, height=480, legend=dict(orientation="h", y=-0.15),
+                   xaxis=_axis("time (s)", anchor="y2"),
+                   yaxis=_axis("impulse response h_c(t)", domain=[0.55, 1.0]),
+                   yaxis2=_axis("step response", domain=[0.0, 0.45]))
+
+
+def signal_math_figures(result: dict[str, Any]) -> dict[str, go.Figure]:
+    """Every signal-math figure from :func:`ser.signal_math.analyze`'s result.
+
+    Returns
+    -------
+    dict
+        Keys ``spectrum``, ``pitch``, ``spectrogram``, ``logmel``, ``pole_zero``,
+        ``frequency_response``, ``s_plane``, ``responses``; a section the clip does not allow
+        (silence, no voiced frame) is a :func:`message_figure` saying why.
+    """
+    figs: dict[str, go.Figure] = {}
+    fft, f0 = result["fft"], result["f0"]
+    peaks = fft.get("peaks", [])
+    figs["spectrum"] = spectrum_figure(
+        fft["freq_hz"], fft["magnitude_db"],
+        peaks_hz=[p["freq_hz"] for p in peaks], peaks_db=[p["magnitude_db"] for p in peaks],
+        f0_hz=f0.get("fft_hz"), f0_feature_hz=f0.get("yin_hz"),
+        title=f"FFT of the whole clip (N = {fft['n']}, Δf = {fft['resolution_hz']:.3g} Hz)")
+    if f0.get("available"):
+        figs["pitch"] = pitch_figure(
+            f0["times_s"], f0["track_fft_hz"], f0["track_yin_hz"],
+            title=f"F0: FFT {f0['fft_hz']:.1f} Hz vs pitch feature (yin) {f0['yin_hz']:.1f} Hz "
+            f"(median of voiced frames)")
+    else:
+        figs["pitch"] = message_figure(f0["message"], title="Fundamental frequency")
+    st = result["stft"]
+    figs["spectrogram"] = spectrogram_figure(
+        st["times_s"], st["freq_hz"], st["power_db"],
+        title=f"STFT: Hann {st['n_fft']} samples ({st['window_ms']:g} ms), "
+        f"hop {st['hop_length']} ({st['hop_ms']:g} ms)")
+    lm = result["logmel"]
+    if lm.get("available"):
+        figs["logmel"] = logmel_figure(lm["image"], hop_s=lm["hop_length"] / result["sr"])
+    else:
+        figs["logmel"] = message_figure(lm["message"], title="Log-mel image")
+    z, lap = result["z"], result["laplace"]
+    if z.get("available"):
+        stable = "stable" if z["stable"] else "UNSTABLE"
+        figs["pole_zero"] = pole_zero_figure(
+            z["poles_re"], z["poles_im"], n_zeros_at_origin=z["n_zeros_at_origin"],
+            title=f"z-plane: order {z['order']}, {stable} (max |z| = {z['max_pole_radius']:.4f})")
+        figs["frequency_response"] = frequency_response_figure(
+            z["freq_hz"], z["response_db"], z["frame_spectrum_db"],
+            formants_hz=[f["freq_hz"] for f in lap["formants"]],
+            title=f"|H(e^jω)| over the frame at {z['frame_start_s']:.2f} s "
+            f"({z['frame_ms']:g} ms, pre-emphasised)")
+        form = lap["formants"]
+        figs["s_plane"] = s_plane_figure(
+            lap["s_re"], lap["s_im"],
+            formant_sigma=[-math.pi * f["bandwidth_hz"] for f in form],
+            formant_omega=[2 * math.pi * f["freq_hz"] for f in form])
+        n_t = np.asarray(lap["n"], dtype=float) / result["sr"]
+        figs["responses"] = responses_figure(
+            lap["t_s"], lap["impulse"], lap["step"], n_t_s=n_t,
+            impulse_discrete=lap["impulse_discrete"])
+    else:
+        for key, name in (("pole_zero", "z-plane"), ("frequency_response", "Frequency response"),
+                          ("s_plane", "s-plane"), ("responses", "Impulse and step responses")):
+            figs[key] = message_figure(z["message"], title=name)
+    return figs

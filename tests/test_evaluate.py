@@ -1,0 +1,93 @@
+"""Protocols keep speakers and identical recordings apart; metrics and analyses are right."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ser.corpora import Clip
+from ser.evaluate import (classification_metrics, confused_pairs, grouped_permutation_importance,
+                          protocol_splits, run_protocol, speaker_folds, stratified_split)
+
+LABELS = ["neutral", "calm", "happy", "sad"]
+
+
+def _clips(n_speakers: int = 24, per: int = 8) -> list[Clip]:
+    return [Clip(f"/d/Actor_{s:02d}/{i}.wav", LABELS[i % 4], f"ravdess_{s:02d}", "male", "ravdess")
+            for s in range(1, n_speakers + 1) for i in range(per)]
+
+
+def test_ravdess_folds_are_actor_groups_of_four():
+    clips = _clips()
+    folds = speaker_folds(clips)
+    assert len(folds) == 6
+    actors = [sorted({int(clips[i].speaker[-2:]) for i in f}) for f in folds]
+    assert actors == [[1, 2, 3, 4], [5, 6, 7, 8], [9, 10, 11, 12], [13, 14, 15, 16], [17, 18, 19, 20],
+                      [21, 22, 23, 24]]
+    assert sorted(np.concatenate(folds)) == list(range(len(clips)))  # each clip tested exactly once
+
+
+def test_speaker_independent_splits_never_share_a_speaker():
+    clips = _clips()
+    for train, test in protocol_splits(clips, "speaker_independent"):
+        assert not ({clips[i].speaker for i in train} & {clips[i].speaker for i in test})
+
+
+def test_stratified_split_is_75_25_and_keeps_identical_recordings_together():
+    clips = _clips()
+    groups = [c.clip_id for c in clips]
+    groups[1] = groups[0]  # two names, one recording (as RAVDESS actor 07's duplicate)
+    train, test = stratified_split(clips, groups=groups)
+    assert len(test) == pytest.approx(len(clips) / 4, abs=2)
+    assert (0 in test) == (1 in test)
+    assert not set(train) & set(test)
+    counts = np.unique([clips[i].emotion for i in test], return_counts=True)[1]
+    assert counts.max() - counts.min() <= 2  # stratified
+
+
+def test_run_protocol_passes_only_training_indices_to_fit():
+    clips = _clips(n_speakers=6, per=4)
+    seen = []
+
+    def fit_predict(train, test):
+        seen.append((set(train), set(test)))
+        p = np.zeros((len(test), len(LABELS)))
+        p[np.arange(len(test)), [LABELS.index(clips[i].emotion) for i in test]] = 1  # an oracle
+        return p
+
+    r = run_protocol(fit_predict, clips, protocol="speaker_independent", labels=LABELS)
+    assert r.metrics["accuracy"] == 1.0 and r.metrics["n_test"] == len(clips)
+    assert all(not (tr & te) for tr, te in seen)
+    with pytest.raises(ValueError, match="shape"):
+        run_protocol(lambda tr, te: np.zeros((1, 1)), clips, protocol="stratified", labels=LABELS)
+
+
+def test_metrics_on_known_predictions():
+    y_true = np.array([0, 0, 1, 1, 2, 2, 3, 3])
+    y_pred = np.array([0, 1, 1, 1, 2, 0, 3, 3])
+    m = classification_metrics(y_true, y_pred, LABELS)
+    assert m["accuracy"] == pytest.approx(6 / 8)
+    assert m["uar"] == pytest.approx((0.5 + 1 + 0.5 + 1) / 4)
+    assert m["confusion"][0] == [1, 1, 0, 0] and m["confusion"][2] == [1, 0, 1, 0]
+    assert m["report"]["calm"]["recall"] == 1.0
+
+
+def test_confused_pairs_pool_both_directions():
+    y_true = np.array([0, 1, 1, 0, 2])
+    y_pred = np.array([1, 0, 0, 0, 3])
+    pairs = confused_pairs(y_true, y_pred, LABELS, ["a", "b", "c", "d", "e"])
+    assert pairs[0] == {"pair": ["neutral", "calm"], "count": 3, "a_as_b": 1, "b_as_a": 2,
+                        "examples": ["a", "b", "c"]}
+
+
+def test_grouped_importance_finds_the_informative_family():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 400)
+    X = np.column_stack([y + 0.1 * rng.standard_normal(400), rng.standard_normal(400)])
+
+    def proba(Z):
+        return np.column_stack([Z[:, 0] < 0.5, Z[:, 0] >= 0.5]).astype(float)
+
+    imp = grouped_permutation_importance(proba, X, y, {"signal": np.array([0]), "noise": np.array([1])})
+    assert imp["signal"] > 0.3 and abs(imp["noise"]) < 1e-9
+    assert list(imp) == ["signal", "noise"]
