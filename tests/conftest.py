@@ -1,0 +1,70 @@
+"""Fixtures shared by the whole suite: the RAVDESS folder, synthetic speech, an espeak-ng sentence.
+
+Bad and odd audio files for error-path tests live in ``audio_cases.py`` (``make_cases``).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+# Tests never phone home (set before anything imports gradio or huggingface_hub).
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+try:  # tests/ is on sys.path (rootdir layout); as a package if tests/__init__.py appears
+    from audio_cases import SR, speech_like
+except ImportError:  # pragma: no cover
+    from tests.audio_cases import SR, speech_like
+
+REPO = Path(__file__).resolve().parents[1]
+ESPEAK_SENTENCE = "Kids are talking by the door"  # RAVDESS statement 01
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "slow: takes seconds; deselect with -m 'not slow'")
+
+
+@pytest.fixture(scope="session")
+def ravdess_dir() -> Path:
+    """RAVDESS as 16 kHz FLAC: ``SER_DATA_DIR``, else ``../shared/data/ravdess``; skip if absent."""
+    env = os.environ.get("SER_DATA_DIR")
+    root = Path(env) if env else REPO.parent / "shared" / "data" / "ravdess"
+    if not (root / "manifest.csv").is_file() and (root / "ravdess" / "manifest.csv").is_file():
+        root = root / "ravdess"  # SER_DATA_DIR pointing at the data folder itself
+    if not root.is_dir():
+        pytest.skip(f"RAVDESS not found at {root} (set SER_DATA_DIR)")
+    return root
+
+
+@pytest.fixture
+def voiced_signal():
+    """2 s of speech-like float32 audio at 16 kHz: 0.2 s silence, 1.6 s voiced, 0.2 s silence."""
+    return speech_like()
+
+
+@pytest.fixture
+def voiced_clip(tmp_path: Path, voiced_signal) -> Path:
+    """``voiced_signal`` written as a 16 kHz mono 16-bit WAV in ``tmp_path``."""
+    import soundfile as sf
+
+    path = tmp_path / "voiced.wav"
+    sf.write(path, voiced_signal, SR, subtype="PCM_16")
+    return path
+
+
+@pytest.fixture(scope="session")
+def espeak_wav(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """espeak-ng saying "Kids are talking by the door" (22.05 kHz mono WAV); skip without it."""
+    exe = shutil.which("espeak-ng")
+    if exe is None:
+        pytest.skip("espeak-ng is not installed")
+    path = tmp_path_factory.mktemp("espeak") / "kids.wav"
+    subprocess.run([exe, "-v", "en-us", "-w", str(path), ESPEAK_SENTENCE],
+                   check=True, capture_output=True, timeout=60)
+    return path
