@@ -28,8 +28,9 @@ import shutil
 import sys
 import tempfile
 import warnings
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator, Mapping
+from typing import TYPE_CHECKING
 
 from .errors import ModelError
 
@@ -39,13 +40,13 @@ if TYPE_CHECKING:  # importing huggingface_hub costs start-up time: done lazily 
 __all__ = [
     "TRUSTED_SKOPS_TYPES",
     "UNSAFE_PATTERNS",
+    "add_cli",
     "build_card",
-    "push",
+    "load_skops",
     "pull",
     "pull_or_fallback",
+    "push",
     "repo_from_env",
-    "load_skops",
-    "add_cli",
 ]
 
 #: Types a fitted ``Pipeline(StandardScaler, MLPClassifier(solver="adam"))`` needs beyond skops'
@@ -352,7 +353,7 @@ def build_card(metadata: Mapping, *, repo_id: str | None = None) -> ModelCard:
                          "Toronto. https://doi.org/10.5683/SP2/E8H2MF")
     files = [{"name": "config.json", "what": "constructor arguments: labels, feature or spectrogram settings"},
              {"name": "metadata.json", "what": "version, metrics of both protocols, data, sha256 of every file"}]
-    for name in sorted((metadata.get("files") or {})):
+    for name in sorted(metadata.get("files") or {}):
         if name == "config.json":
             continue
         what = {"model.skops": "the scikit-learn pipeline (StandardScaler + MLPClassifier), skops format",
@@ -703,8 +704,8 @@ def pull_or_fallback(repo_id: str, fallback: str | os.PathLike, *, revision: str
     try:
         path = pull(repo_id, revision=revision, **kwargs)
     except ModelError as err:
-        return Path(fallback), f"Could not load {repo_id}@{revision or 'main'} from the Hub: {err} " \
-                               f"Serving the bundled model ({fallback}) instead."
+        return Path(fallback), (f"Could not load {repo_id}@{revision or 'main'} from the Hub: {err} "
+                                f"Serving the bundled model ({fallback}) instead.")
     return path, f"Serving {repo_id}@{revision or 'main'} from the Hub ({path})."
 
 
