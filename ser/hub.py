@@ -156,8 +156,11 @@ Cite the corpora:
   much lower accuracy on it, and on other languages and accents.
 - **Domain shift**: studio recordings. Telephone bandwidth (8 kHz), compression, background noise,
   far-field microphones and music all move the input away from the training data.
-- **calm vs neutral** are the classes most often confused with each other (and sad with calm):
-  treat them as close neighbours, not distinct states.
+- **calm vs neutral**: RAVDESS's calm is a low-arousal neutral, so the two are near neighbours and
+  often confused (as are sad and calm); read them as one region, not two distinct states.
+{%- if confused %}
+- Most confused pairs in the speaker-independent evaluation: {{ confused | join("; ") }}.
+{%- endif %}
 - Do not use it to make decisions about people (hiring, surveillance, health, policing); an
   acoustic label is not a person's inner state.
 
@@ -309,6 +312,9 @@ def build_card(metadata: Mapping, *, repo_id: str | None = None) -> ModelCard:
                 ))
     labels = labels or list((metadata.get("params") or {}).get("labels") or [])
 
+    confused = [f"{p['pair'][0]} / {p['pair'][1]} ({p['count']} clips)"
+                for p in (metrics.get("speaker_independent") or {}).get("error_analysis") or []
+                if isinstance(p, Mapping) and len(p.get("pair") or []) == 2][:3]
     confusion = None
     for key in ("speaker_independent", "stratified"):
         m = metrics.get(key) or {}
@@ -364,12 +370,12 @@ def build_card(metadata: Mapping, *, repo_id: str | None = None) -> ModelCard:
     kind_words = {"mlp": "scikit-learn MLP on handcrafted acoustic features (MFCC, chroma, mel, contrast, pitch)",
                   "cnn": "Keras CNN on 128x128 log-mel spectrogram windows",
                   "ensemble": "ensemble of the MLP and the CNN"}.get(kind, f"{kind} model")
-    return ModelCard.from_template(
+    card = ModelCard.from_template(
         card_data,
         template_str=_CARD_TEMPLATE,
         title=f"{model_name}: speech emotion recognition ({kind.upper()}, {version})",
         kind_words=kind_words, version=version, created=metadata.get("created"), labels=labels,
-        protocols=protocols, confusion=confusion, sample_rate=sample_rate,
+        protocols=protocols, confusion=confusion, confused=confused, sample_rate=sample_rate,
         preprocessing=_lines(preprocessing), data_lines=data_lines, citations=citations,
         licence_words="; ".join(f"{_CORPUS_NAMES.get(c.lower(), c)}: {v}" for c, v in licences.items())
         or "not recorded in the metadata",
@@ -380,6 +386,7 @@ def build_card(metadata: Mapping, *, repo_id: str | None = None) -> ModelCard:
                          "cnn": "`model.keras` with `safe_mode=True`"}.get(
             kind, "`model.skops` (trusted types listed) and `model.keras` (`safe_mode=True`)"),
     )
+    return ModelCard(re.sub(r"\n{3,}", "\n\n", str(card)))  # the template's blocks leave blank runs
 
 
 # --------------------------------------------------------------------------------------------
@@ -726,7 +733,7 @@ def repo_from_env(environ: Mapping[str, str] | None = None) -> tuple[str, str | 
 # CLI
 # --------------------------------------------------------------------------------------------
 def add_cli(subparsers: argparse._SubParsersAction) -> None:
-    """Register ``push`` and ``pull``; each sets ``func(args) -> exit code`` (0 ok, 1 error)."""
+    """Register ``push`` and ``pull``; each sets ``handler(args) -> exit code`` (0 ok, 1 error)."""
     p = subparsers.add_parser("push", help="push a saved model folder to a Hugging Face Hub model repo",
                               description="Push a saved model folder (e.g. models/mlp) to a Hub model repo: one "
                                           "commit with a model card, tagged with the model version. The token "
@@ -736,8 +743,9 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--private", action="store_true", help="create the repo private")
     p.add_argument("--message", default=None, help="commit message")
     p.add_argument("--endpoint", default=None, help="Hub URL (default: HF_ENDPOINT or huggingface.co)")
-    p.add_argument("--models-dir", default="models", help="folder of saved models (default: models)")
-    p.set_defaults(func=_cmd_push)
+    p.add_argument("--models-dir", default=None,
+                   help="where a bare kind (mlp, cnn) is looked up (default $SER_MODELS_DIR or ./models)")
+    p.set_defaults(handler=_cmd_push)
 
     q = subparsers.add_parser("pull", help="download a model from a Hugging Face Hub repo and verify it",
                               description="Download a ser model repo at a revision, check every file against "
@@ -745,18 +753,22 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
     q.add_argument("repo", help="Hub repo id, namespace/name")
     q.add_argument("--revision", default=None, help="tag (model version), branch or commit (default: main)")
     q.add_argument("--endpoint", default=None, help="Hub URL (default: HF_ENDPOINT or huggingface.co)")
-    q.add_argument("--models-dir", default="models",
-                   help="download into <models-dir>/hub/<namespace>--<name> (default: models)")
+    q.add_argument("--models-dir", default=None,
+                   help="download into <models-dir>/hub/<namespace>--<name> (default $SER_MODELS_DIR or ./models)")
     q.add_argument("--cache", action="store_true", help="keep the files in the Hugging Face cache only")
     q.add_argument("--trust-remote-pickle", action="store_true",
                    help="also download the seed-compatible pickles (they can run arbitrary code when loaded)")
-    q.set_defaults(func=_cmd_pull)
+    q.set_defaults(handler=_cmd_pull)
+
+
+def _models_dir(args: argparse.Namespace) -> Path:
+    return Path(args.models_dir or os.environ.get("SER_MODELS_DIR") or "models")
 
 
 def _cmd_push(args: argparse.Namespace) -> int:
     folder = Path(args.folder)
-    if not folder.exists() and (Path(args.models_dir) / args.folder).is_dir():
-        folder = Path(args.models_dir) / args.folder
+    if not folder.exists() and (_models_dir(args) / args.folder).is_dir():
+        folder = _models_dir(args) / args.folder
     try:
         info = push(folder, args.repo, private=args.private, endpoint=args.endpoint, commit_message=args.message)
     except ModelError as err:
@@ -771,7 +783,7 @@ def _cmd_push(args: argparse.Namespace) -> int:
 def _cmd_pull(args: argparse.Namespace) -> int:
     local_dir = None
     if not args.cache:
-        local_dir = Path(args.models_dir) / "hub" / args.repo.replace("/", "--")
+        local_dir = _models_dir(args) / "hub" / args.repo.replace("/", "--")
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")

@@ -73,13 +73,14 @@ def cache(tmp_path):
 
 
 def _metrics(seed: int, protocol: str) -> dict:
-    from ser.evaluate import classification_metrics
+    from ser.evaluate import classification_metrics, confused_pairs
 
     rng = np.random.default_rng(seed)
     y_true = np.repeat(np.arange(len(LABELS)), 12)
     y_pred = np.where(rng.random(y_true.size) < 0.7, y_true, rng.integers(0, len(LABELS), y_true.size))
     m = classification_metrics(y_true, y_pred, LABELS)
     m["protocol"] = f"{protocol} protocol in words"
+    m["error_analysis"] = confused_pairs(y_true, y_pred, LABELS, [f"clip{i}" for i in range(y_true.size)])
     return m
 
 
@@ -186,7 +187,8 @@ def test_card_yaml_parses_and_holds_both_protocols(models, tmp_path):
     assert len(header["model-index"][0]["results"]) == 2
     text = card.text
     for needle in ("calm", "neutral", "acted", "phone", "gradio_client", "Recognizer.from_pretrained",
-                   "alice/ser-mlp", meta["version"], "16000 Hz", "1440", "CC BY-NC-SA 4.0", "Livingstone"):
+                   "alice/ser-mlp", meta["version"], "16000 Hz", "1440", "CC BY-NC-SA 4.0", "Livingstone",
+                   "Most confused pairs"):
         assert needle in text, needle
     assert "/secret/local/path" not in card.content
 
@@ -437,7 +439,7 @@ def _cli(*argv: str) -> int:
     parser = argparse.ArgumentParser(prog="train.py")
     hub.add_cli(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(argv)
-    return args.func(args)
+    return args.handler(args)
 
 
 def test_cli_push_and_pull(models, endpoint, tmp_path, monkeypatch, capsys):
