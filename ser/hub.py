@@ -689,15 +689,17 @@ def pull(repo_id: str, *, revision: str | None = None, cache_dir: str | os.PathL
     bad = _mismatches(path, files, wanted)
     if bad:
         raise ModelError(f"Refusing {where}: {'; '.join(bad)} (the file was altered or damaged).")
-    if not any((path / name).is_file() for name in _SAFE_MODEL_FILES if name in files):
+    model_files = [n for n in wanted if Path(n).name in _SAFE_MODEL_FILES]  # nested in an ensemble too
+    if not model_files:
         unsafe = sorted(n for n in files if _is_unsafe(n))
         if unsafe and not trust_remote_pickle:
             raise ModelError(f"{where} holds its model only as pickle files ({', '.join(unsafe)}), which can run "
                              "arbitrary code when loaded: pass --trust-remote-pickle only if you trust its author.")
         if not unsafe:
             raise ModelError(f"{where} has no model file ({' or '.join(_SAFE_MODEL_FILES)}) in metadata.json.")
-    if (path / "model.skops").is_file():
-        _check_skops(path / "model.skops", where)
+    for name in model_files:
+        if name.endswith(".skops"):
+            _check_skops(path / name, where)
     return path
 
 

@@ -353,6 +353,34 @@ def test_a_skops_file_with_untrusted_types_is_refused(endpoint, tmp_path, cache)
         hub.pull("alice/odd-skops", endpoint=endpoint, cache_dir=cache)
 
 
+def _hand_made(folder: Path, kind: str, files: dict[str, bytes], version: str = "v20260101T000000Z") -> Path:
+    """A model folder as ser saves one, with placeholder bytes (nothing here is loaded)."""
+    for name, data in files.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_bytes(data)
+    listed = {name: hub._sha256(folder / name) for name in files}
+    (folder / "metadata.json").write_text(json.dumps({"model": kind, "version": version, "files": listed}))
+    return folder
+
+
+@pytest.mark.parametrize("kind, files, library", [
+    ("cnn", {"config.json": b"{}", "model.keras": b"PK-keras", "cnn_emotion_model.h5": b"HDF-legacy"}, "keras"),
+    ("ensemble", {"config.json": b"{}", "mlp/model.skops": None, "mlp/scaler.pkl": b"pickle",
+                  "cnn/model.keras": b"PK-keras"}, "ser"),
+])
+def test_cnn_and_nested_ensemble_folders_round_trip(models, endpoint, tmp_path, cache, kind, files, library):
+    from huggingface_hub import ModelCard
+
+    root, _ = models
+    files = {n: (root / "model.skops").read_bytes() if b is None else b for n, b in files.items()}
+    folder = _hand_made(tmp_path / kind, kind, files)
+    _push(folder, f"alice/ser-{kind}", endpoint)
+    pulled = hub.pull(f"alice/ser-{kind}", endpoint=endpoint, cache_dir=cache)
+    got = {p.relative_to(pulled).as_posix() for p in pulled.rglob("*") if p.is_file()}
+    assert got == {n for n in files if not hub._is_unsafe(n)} | {"metadata.json", "README.md", ".gitattributes"}
+    assert ModelCard.load(pulled / "README.md").data.library_name == library
+
+
 @pytest.mark.parametrize("repo_id, revision, message", [
     ("alice/does-not-exist", None, r"Repository alice/does-not-exist was not found"),
     ("alice/ser-errors", "v19990101T000000Z", r"Revision 'v19990101T000000Z' was not found .*tags: v"),
