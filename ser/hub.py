@@ -479,7 +479,7 @@ def _refs_words(api: HfApi, repo_id: str) -> str | None:
     """``"tags: v1, v2; branches: main"`` if the repo is readable, else None."""
     try:
         refs = api.list_repo_refs(repo_id)
-    except Exception:
+    except Exception:  # a probe for a better message: any failure means "cannot tell"
         return None
     tags = ", ".join(r.name for r in refs.tags) or "none"
     return f"tags: {tags}; branches: {', '.join(r.name for r in refs.branches) or 'none'}"
@@ -497,7 +497,8 @@ def _hub_errors(doing: str, repo_id: str, *, endpoint: str | None, token=None,
     rev = f"@{revision}" if revision else ""
 
     def unreachable(err) -> ModelError:
-        return ModelError(f"Cannot reach the Hub at {where} while {doing} {repo_id}{rev}, and no copy is cached "
+        cached = ", and no copy is cached" if doing == "pulling" else ""
+        return ModelError(f"Cannot reach the Hub at {where} while {doing} {repo_id}{rev}{cached} "
                           f"({type(err).__name__}): check the network, HF_ENDPOINT / --endpoint, or use a local model.")
 
     def no_revision(err) -> ModelError:
