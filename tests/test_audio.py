@@ -144,11 +144,16 @@ def test_duration_limit_through_ffmpeg(cases):
         load_audio(cases["webm_opus"].path, max_duration=0.5, min_voiced_s=0.1)
 
 
-def test_thirty_minutes_at_8k_refused_from_the_header(tmp_path):
+def test_thirty_minutes_at_8k_refused_from_the_header(tmp_path, monkeypatch):
     n = 30 * 60 * 8_000  # 14.4 M samples, 28.8 MB: under the byte limit, over the time limit
     rng = np.random.default_rng(0)
     path = tmp_path / "half_hour.wav"
     sf.write(path, rng.integers(-3000, 3000, n, dtype=np.int16), 8_000, subtype="PCM_16")
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("samples were read: the header should have refused the file")
+
+    monkeypatch.setattr(sf.SoundFile, "read", no_decoding)
     t0 = time.perf_counter()
     with pytest.raises(AudioError, match=r"too long: 30 min; the limit is 10 min"):
         load_audio(path)
@@ -311,6 +316,18 @@ def test_espeak_sentence_loads(espeak_wav):
     y = load_audio(espeak_wav)
     _check_loaded(y)
     assert 1.0 < len(y) / SR < sf.info(espeak_wav).duration
+
+
+@pytest.mark.parametrize("freq, gain_db", [(7_000, 0.0), (9_000, None), (12_000, None)])
+def test_resampling_is_band_limited(freq, gain_db):
+    """44.1 kHz -> 16 kHz keeps 7 kHz at full level and removes (not folds) 9 and 12 kHz."""
+    t = np.arange(44_100) / 44_100
+    y = load_audio((44_100, 0.5 * np.sin(2 * np.pi * freq * t)), trim=False)
+    level_db = 20 * np.log10(np.abs(y[1_000:-1_000]).max() / 0.5)  # edges hold filter ringing
+    if gain_db is None:
+        assert level_db < -60, f"{freq} Hz aliased at {level_db:.1f} dB"
+    else:
+        assert level_db == pytest.approx(gain_db, abs=0.1)
 
 
 def test_output_rate_keyword(voiced_clip):
