@@ -111,20 +111,22 @@ def spectrum_figure(
     """
     data = [go.Scatter(x=_clean(freq_hz), y=_clean(magnitude_db), mode="lines", name="|X(f)|",
                        line=dict(width=1, color="#1f77b4"))]
-    if len(peaks_hz):
-        data.append(go.Scatter(
-            x=_clean(peaks_hz), y=_clean(peaks_db), mode="markers+text", name="peaks",
-            text=[f"{f:.0f} Hz" for f in np.asarray(peaks_hz, dtype=float)],
-            textposition="top center", marker=dict(size=8, color="#d62728")))
-    shapes, labels = [], []
-    for value, name, dash, anchor in ((f0_hz, "F0 (FFT)", "dash", "bottom"),
-                                      (f0_feature_hz, "F0 (yin)", "dot", "top")):
+    if len(peaks_hz):  # peaks of speech crowd below 1 kHz: their values are in the hover and key
+        data.append(go.Scatter(x=_clean(peaks_hz), y=_clean(peaks_db), mode="markers",
+                               name="peaks", marker=dict(size=8, color="#d62728"),
+                               hovertemplate="%{x:.1f} Hz, %{y:.1f} dB<extra>peak</extra>"))
+    shapes, keys = [], []
+    for value, name, dash in ((f0_hz, "F0 (FFT)", "dash"), (f0_feature_hz, "F0 (yin)", "dot")):
         if value is not None and math.isfinite(value):
-            shape, label = _vline(value, f"{name} {value:.0f} Hz", dash=dash, color="#2ca02c",
-                                  yanchor=anchor)
-            shapes.append(shape)
-            labels.append(label)
-    return _figure(data, title, showlegend=False, shapes=shapes, annotations=labels,
+            shapes.append(_vline(value, "", dash=dash, color="#2ca02c")[0])
+            keys.append(f"{name} {value:.0f} Hz")
+    if len(peaks_hz):
+        keys.append("peaks " + ", ".join(f"{f:.0f}" for f in np.asarray(peaks_hz, dtype=float))
+                    + " Hz")
+    key = dict(x=1, y=1, xref="paper", yref="paper", xanchor="right", yanchor="top",
+               showarrow=False, align="right", text="<br>".join(keys), font=dict(size=11),
+               bgcolor="rgba(255,255,255,0.8)")
+    return _figure(data, title, showlegend=False, shapes=shapes, annotations=[key] if keys else [],
                    xaxis=_axis("frequency (Hz)"), yaxis=_axis("magnitude (dB)"))
 
 
@@ -245,7 +247,7 @@ def pole_zero_figure(
     lim = max(1.15, 1.1 * float(np.max(radius[np.isfinite(radius)], initial=0.0)))
     return _figure(data, title, height=420, legend=dict(orientation="h", y=-0.2),
                    annotations=notes,
-                   xaxis=_axis("Re z", range=[-lim, lim]),
+                   xaxis=_axis("Re z", range=[-lim, lim], constrain="domain"),
                    yaxis=_axis("Im z", range=[-lim, lim], scaleanchor="x", scaleratio=1))
 
 

@@ -66,7 +66,7 @@ STFT_N_FFT = 512  # 32 ms Hann window at 16 kHz (win_length = n_fft)
 STFT_HOP = STFT_N_FFT // 4  # 128 samples = 8 ms: Hann² overlap-adds to exactly 3/2 at hop n_fft/4
 PITCH_FMIN, PITCH_FMAX = 60.0, 400.0  # Hz, the pitch feature's search range (librosa.yin)
 PITCH_FRAME = 1024  # 64 ms: >= 3 periods at 60 Hz with a Hann window (Boersma 1993)
-PITCH_HOP = 160  # 10 ms: the pitch feature's frames (ser.features: yin, 1024 / 160, centred)
+PITCH_HOP = 256  # 16 ms (the pitch feature hops 160; its F0 statistics do not depend on that)
 VOICING_THRESHOLD = 0.45  # normalised autocorrelation peak of a voiced frame (Praat's default)
 SILENCE_THRESHOLD = 0.03  # frame peak relative to the clip peak below which a frame is silent
 OCTAVE_COST = 0.01  # per octave, favours the shorter of two equally strong periods (Praat)
@@ -689,16 +689,13 @@ def continuous_responses(
     n = np.arange(int(math.floor(duration_s * sr)) + 1)
     t = np.arange(len(n) * oversampling - oversampling + 1) * (T / oversampling)
 
-    def modes(times: np.ndarray) -> np.ndarray:
-        return np.exp(np.outer(times, s))  # (m, p)
-
-    E = modes(t)
+    E = np.exp(np.outer(t, s))  # (m, p): e^{s_i t}
     impulse = (E @ c).real
     with np.errstate(divide="ignore", invalid="ignore"):
         step_terms = np.where(s != 0, (E - 1.0) / np.where(s != 0, s, 1.0), t[:, None])
     step = (step_terms @ c).real
     dc_gain = float((-np.sum(np.where(s != 0, c / np.where(s != 0, s, 1.0), 0.0))).real)
-    sampled = T * (modes(n * T) @ c).real
+    sampled = T * (E[::oversampling] @ c).real  # t[k · oversampling] = kT
     if a is not None:
         imp = np.zeros(len(n))
         imp[0] = 1.0
@@ -742,9 +739,7 @@ def _num(x: Any) -> float | None:
     return v if math.isfinite(v) else None
 
 
-def _fft_section(y: np.ndarray, sr: int, X: np.ndarray) -> dict[str, Any]:
-    freqs = np.fft.rfftfreq(len(y), 1.0 / sr)
-    db = amplitude_db(X, n=len(y))
+def _fft_section(y: np.ndarray, sr: int, freqs: np.ndarray, db: np.ndarray) -> dict[str, Any]:
     pf, pd = spectral_peaks(freqs, db)
     f_disp, d_disp, k = _pool_max(freqs, db, MAX_SPECTRUM_POINTS)
     silent = not np.any(y)
@@ -770,8 +765,8 @@ def _f0_section(y: np.ndarray, sr: int, track: dict[str, np.ndarray]) -> dict[st
         "hop_length": PITCH_HOP,
         "method_fft": "autocorrelation as the inverse FFT of each frame's power spectrum "
         "(Wiener–Khinchin), normalised by the Hann window's autocorrelation; f0 = sr / period",
-        "method_feature": "librosa.yin as in the pitch feature (60–400 Hz, frames of 1024 samples, "
-        "hop 160), median over the same voiced frames",
+        "method_feature": "librosa.yin as in the pitch feature (60–400 Hz, frames of 1024 "
+        f"samples), median over the same voiced frames (hop {PITCH_HOP})",
         "voiced_fraction": float(voiced.mean()) if len(voiced) else 0.0,
     }
     if not voiced.any():
@@ -882,6 +877,8 @@ def _z_and_laplace(y: np.ndarray, sr: int, track: dict[str, np.ndarray]) -> tupl
     except AudioError as e:
         return _no_lpc(str(e))
     a = np.trim_zeros(lpc["a"], "b")  # a pole at z = 0 cancels a zero there: drop both
+    if len(a) == 1:
+        return _no_lpc("The frame is white: its best predictor is zero, so H(z) has no poles.")
     poles = np.roots(a)
     n_fft = 1024
     freqs, H = frequency_response(a, lpc["gain"], sr=sr, n_fft=n_fft)
@@ -1001,7 +998,8 @@ def analyze(y: np.ndarray, *, sr: int = SAMPLE_RATE) -> dict[str, Any]:
     y = _signal(y, sr=sr, min_samples=STFT_N_FFT)
     messages: list[str] = []
     X = scipy.fft.rfft(y)  # the one FFT of the whole clip: spectrum and Parseval
-    fft = _fft_section(y, sr, X)
+    freqs, db = np.fft.rfftfreq(len(y), 1.0 / sr), amplitude_db(X, n=len(y))
+    fft = _fft_section(y, sr, freqs, db)
     track = pitch_fft(y, sr=sr)
     f0 = _f0_section(y, sr, track)
     st = stft_energy(y, sr=sr, n_fft=STFT_N_FFT, hop_length=STFT_HOP, window="hann")
@@ -1030,10 +1028,9 @@ def analyze(y: np.ndarray, *, sr: int = SAMPLE_RATE) -> dict[str, Any]:
                   "message": f"The CNN's log-mel image is defined at {SAMPLE_RATE} Hz, not {sr} Hz."}
     if f0["available"] and fft["peaks"]:
         # is there energy at the estimated f0, or is the period that of a missing fundamental?
-        freqs = np.fft.rfftfreq(len(y), 1.0 / sr)
         band = (freqs > 0.9 * f0["fft_hz"]) & (freqs < 1.1 * f0["fft_hz"])
         top = fft["peaks"][0]
-        if band.any() and float(amplitude_db(X, n=len(y))[band].max()) < top["magnitude_db"] - 40:
+        if band.any() and float(db[band].max()) < top["magnitude_db"] - 40:
             f0["message"] = (
                 f"The spectrum has almost no energy at {f0['fft_hz']:.0f} Hz (its strongest peak "
                 f"is at {top['freq_hz']:.0f} Hz): the period is real but the fundamental is "
