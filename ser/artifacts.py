@@ -15,8 +15,10 @@ loaders ignore and the next save removes.
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import json
+import re
 import logging
 import os
 import shutil
@@ -36,12 +38,24 @@ __all__ = [
     "read_metadata",
     "sha256_file",
     "save_lock",
+    "UNSAFE_PATTERNS",
+    "is_unsafe",
 ]
 
 log = logging.getLogger(__name__)
 METADATA = "metadata.json"
 CARD = "README.md"  # regenerated freely, so not part of the verified files
 VERSIONS = "versions"
+#: Files that can run code when loaded (pickles, joblib, legacy HDF5 Keras models, torch checkpoints).
+#: ser writes the seed-compatible ones but never loads them, so they may be absent (a Hub pull skips
+#: them) and are never downloaded from a Hub repo without ``trust_remote_pickle``.
+UNSAFE_PATTERNS: tuple[str, ...] = ("*.pkl", "*.pickle", "*.joblib", "*.dill", "*.h5", "*.hdf5",
+                                    "*.pt", "*.pth", "*.ckpt")
+
+
+def is_unsafe(name: str) -> bool:
+    """Whether a file name matches :data:`UNSAFE_PATTERNS`."""
+    return any(fnmatch.fnmatch(Path(name).name.lower(), p) for p in UNSAFE_PATTERNS)
 
 
 def new_version() -> str:
@@ -58,31 +72,47 @@ def sha256_file(path: Path) -> str:
 
 
 def read_metadata(folder: str | os.PathLike) -> dict:
+    """``metadata.json`` of a model folder, checked: ``files`` maps relative names to sha256 digests."""
     path = Path(folder) / METADATA
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        meta = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ModelError(f"No model at {folder}: {METADATA} is missing.") from None
+        raise ModelError(f"No model at {folder}: {METADATA} is missing (expected config.json, the model file "
+                         f"and {METADATA}).") from None
     except (OSError, ValueError) as e:
         raise ModelError(f"{path} is unreadable or corrupt ({e}).") from None
+    files = meta.get("files") if isinstance(meta, dict) else None
+    if not isinstance(files, dict) or not files:
+        raise ModelError(f"{path} lists no files with their sha256 (key 'files').")
+    for name, digest in files.items():
+        parts = Path(name).parts
+        if (not name or Path(name).is_absolute() or ".." in parts or name in (METADATA, CARD)
+                or not re.fullmatch(r"[0-9a-f]{64}", str(digest))):
+            raise ModelError(f"{path} has an invalid entry under 'files': {name!r}: {digest!r} "
+                             "(expected a relative file name and a sha256 hex digest).")
+    return meta
 
 
-def verify_files(folder: str | os.PathLike) -> dict:
-    """Check every file listed in ``metadata.json`` against its sha256; return the metadata.
+def verify_files(folder: str | os.PathLike, *, names=None) -> dict:
+    """Check the files listed in ``metadata.json`` against their sha256; return the metadata.
 
-    Raises :class:`ModelError` naming the first missing or altered file.
+    Seed-compatible pickles (:data:`UNSAFE_PATTERNS`) may be absent (ser never loads them), but
+    if present they must match. Raises :class:`ModelError` naming the first missing or altered file.
     """
     folder = Path(folder)
     meta = read_metadata(folder)
-    files = meta.get("files")
-    if not isinstance(files, dict) or not files:
-        raise ModelError(f"{folder / METADATA} lists no files to verify.")
-    for name, digest in files.items():
+    for name, digest in meta["files"].items():
+        if names is not None and name not in names:
+            continue
         path = folder / name
         if not path.is_file():
+            if is_unsafe(name):
+                continue
             raise ModelError(f"{path} is missing (listed in {METADATA}).")
-        if sha256_file(path) != digest:
-            raise ModelError(f"{path} is corrupt or was modified: its sha256 does not match {METADATA}.")
+        actual = sha256_file(path)
+        if actual != digest:
+            raise ModelError(f"{path} is corrupt or was modified: its sha256 {actual[:12]}... does not match "
+                             f"{digest[:12]}... recorded in {METADATA}.")
     return meta
 
 

@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import fnmatch
-import hashlib
 import json
 import os
 import re
@@ -32,7 +30,9 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .artifacts import UNSAFE_PATTERNS, is_unsafe, read_metadata, sha256_file
 from .errors import ModelError
+from .mlp import TRUSTED_SKOPS_TYPES, load_pipeline
 
 if TYPE_CHECKING:  # importing huggingface_hub costs start-up time: done lazily in functions
     from huggingface_hub import HfApi, ModelCard
@@ -42,21 +42,11 @@ __all__ = [
     "UNSAFE_PATTERNS",
     "add_cli",
     "build_card",
-    "load_skops",
     "pull",
     "pull_or_fallback",
     "push",
     "repo_from_env",
 ]
-
-#: Types a fitted ``Pipeline(StandardScaler, MLPClassifier(solver="adam"))`` needs beyond skops'
-#: defaults: exactly ``skops.io.get_untrusted_types`` of such a pipeline (a test re-derives it).
-TRUSTED_SKOPS_TYPES: list[str] = ["sklearn.neural_network._stochastic_optimizers.AdamOptimizer"]
-
-#: Files that can run code when loaded (pickles, joblib, legacy HDF5 Keras models with Lambda
-#: layers, torch checkpoints). Never downloaded from a Hub repo without ``trust_remote_pickle``.
-UNSAFE_PATTERNS: tuple[str, ...] = ("*.pkl", "*.pickle", "*.joblib", "*.dill", "*.h5", "*.hdf5",
-                                    "*.pt", "*.pth", "*.ckpt")
 
 #: Files of a repo that are not listed in ``metadata.json`` but belong there.
 _UNLISTED = ("metadata.json", "README.md")
@@ -365,7 +355,7 @@ def build_card(metadata: Mapping, *, repo_id: str | None = None) -> ModelCard:
         what = {"model.skops": "the scikit-learn pipeline (StandardScaler + MLPClassifier), skops format",
                 "model.keras": "the Keras CNN, native `.keras` format"}.get(
             name, "seed-compatible pickle (local use; refused from the Hub by default)"
-            if any(fnmatch.fnmatch(name, p) for p in UNSAFE_PATTERNS) else "")
+            if is_unsafe(name) else "")
         files.append({"name": name, "what": what})
     kind_words = {"mlp": "scikit-learn MLP on handcrafted acoustic features (MFCC, chroma, mel, contrast, pitch)",
                   "cnn": "Keras CNN on 128x128 log-mel spectrogram windows",
@@ -392,39 +382,6 @@ def build_card(metadata: Mapping, *, repo_id: str | None = None) -> ModelCard:
 # --------------------------------------------------------------------------------------------
 # Files and checks
 # --------------------------------------------------------------------------------------------
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _is_unsafe(name: str) -> bool:
-    return any(fnmatch.fnmatch(name.lower(), p) for p in UNSAFE_PATTERNS)
-
-
-def _read_metadata(folder: Path, where: str) -> dict:
-    path = folder / "metadata.json"
-    if not path.is_file():
-        raise ModelError(f"{where} has no metadata.json: it is not a saved ser model (expected config.json, "
-                         "the model file and metadata.json).")
-    try:
-        metadata = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as err:
-        raise ModelError(f"metadata.json of {where} cannot be read as JSON: {err}") from err
-    files = metadata.get("files") if isinstance(metadata, dict) else None
-    if not isinstance(files, dict) or not files:
-        raise ModelError(f"metadata.json of {where} lists no files with their sha256 (key 'files').")
-    for name, digest in files.items():
-        parts = Path(name).parts
-        if (not name or Path(name).is_absolute() or ".." in parts or name in _UNLISTED
-                or not re.fullmatch(r"[0-9a-f]{64}", str(digest))):
-            raise ModelError(f"metadata.json of {where} has an invalid entry under 'files': {name!r}: {digest!r} "
-                             "(expected a relative file name and a sha256 hex digest).")
-    return metadata
-
-
 def _mismatches(folder: Path, files: Mapping[str, str], names) -> list[str]:
     """Descriptions of the files among ``names`` that are missing or do not match their sha256."""
     bad = []
@@ -432,32 +389,9 @@ def _mismatches(folder: Path, files: Mapping[str, str], names) -> list[str]:
         path = folder / name
         if not path.is_file():
             bad.append(f"{name} is missing")
-        elif (actual := _sha256(path)) != files[name]:
+        elif (actual := sha256_file(path)) != files[name]:
             bad.append(f"{name} has sha256 {actual[:12]}..., metadata.json records {files[name][:12]}...")
     return bad
-
-
-def _check_skops(path: Path, where: str) -> None:
-    import skops.io
-
-    try:
-        untrusted = skops.io.get_untrusted_types(file=path)
-    except Exception as err:  # a corrupt archive: skops raises several kinds
-        raise ModelError(f"{path.name} from {where} cannot be read as a skops file: {err}") from err
-    unknown = sorted(set(untrusted) - set(TRUSTED_SKOPS_TYPES))
-    if unknown:
-        raise ModelError(f"{path.name} from {where} needs types outside ser's trusted list {TRUSTED_SKOPS_TYPES}: "
-                         f"{unknown}; refusing to load it.")
-
-
-def load_skops(path: str | os.PathLike):
-    """Load a skops file trusting exactly :data:`TRUSTED_SKOPS_TYPES` (and skops' safe defaults)."""
-    import skops.io
-
-    try:
-        return skops.io.load(path, trusted=TRUSTED_SKOPS_TYPES)
-    except Exception as err:
-        raise ModelError(f"Cannot load {path} with the trusted types {TRUSTED_SKOPS_TYPES}: {err}") from err
 
 
 # --------------------------------------------------------------------------------------------
@@ -588,7 +522,7 @@ def push(folder: str | os.PathLike, repo_id: str, *, private: bool = False, toke
     folder = Path(folder)
     if not folder.is_dir():
         raise ModelError(f"Model folder {folder} does not exist: pass a folder saved by ser, e.g. models/mlp.")
-    metadata = _read_metadata(folder, str(folder))
+    metadata = read_metadata(folder)
     files = metadata["files"]
     bad = _mismatches(folder, files, files)
     if bad:
@@ -678,21 +612,21 @@ def pull(repo_id: str, *, revision: str | None = None, cache_dir: str | os.PathL
         path = Path(snapshot_download(repo_id, revision=revision,
                                       ignore_patterns=None if trust_remote_pickle else list(UNSAFE_PATTERNS),
                                       **common))
-    metadata = _read_metadata(path, where)
+    metadata = read_metadata(path)
     files = metadata["files"]
-    wanted = [n for n in files if trust_remote_pickle or not _is_unsafe(n)]
+    wanted = [n for n in files if trust_remote_pickle or not is_unsafe(n)]
     if _mismatches(path, files, wanted):  # once more, from the Hub, in case the local copy was damaged
         commit = path.name if path.parent.name == "snapshots" else revision
         with contextlib.suppress(Exception):
             for name in wanted:
-                if (path / name).is_file() and _sha256(path / name) != files[name]:
+                if (path / name).is_file() and sha256_file(path / name) != files[name]:
                     hf_hub_download(repo_id, name, revision=commit, force_download=True, **common)
     bad = _mismatches(path, files, wanted)
     if bad:
         raise ModelError(f"Refusing {where}: {'; '.join(bad)} (the file was altered or damaged).")
     model_files = [n for n in wanted if Path(n).name in _SAFE_MODEL_FILES]  # nested in an ensemble too
     if not model_files:
-        unsafe = sorted(n for n in files if _is_unsafe(n))
+        unsafe = sorted(n for n in files if is_unsafe(n))
         if unsafe and not trust_remote_pickle:
             raise ModelError(f"{where} holds its model only as pickle files ({', '.join(unsafe)}), which can run "
                              "arbitrary code when loaded: pass --trust-remote-pickle only if you trust its author.")
@@ -700,7 +634,7 @@ def pull(repo_id: str, *, revision: str | None = None, cache_dir: str | os.PathL
             raise ModelError(f"{where} has no model file ({' or '.join(_SAFE_MODEL_FILES)}) in metadata.json.")
     for name in model_files:
         if name.endswith(".skops"):
-            _check_skops(path / name, where)
+            load_pipeline(path / name)  # refuses types outside TRUSTED_SKOPS_TYPES
     return path
 
 

@@ -11,7 +11,12 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["DEFAULT_PARAMS", "SEARCH_SPACE", "make_pipeline", "search_params", "fit_pipeline"]
+__all__ = ["DEFAULT_PARAMS", "SEARCH_SPACE", "TRUSTED_SKOPS_TYPES", "make_pipeline", "search_params",
+           "fit_pipeline", "load_pipeline"]
+
+#: Types a fitted ``Pipeline(StandardScaler, MLPClassifier(solver="adam"))`` needs beyond skops'
+#: defaults: exactly ``skops.io.get_untrusted_types`` of such a pipeline (a test re-derives it).
+TRUSTED_SKOPS_TYPES: list[str] = ["sklearn.neural_network._stochastic_optimizers.AdamOptimizer"]
 
 #: Defaults of the network (the search may change them).
 DEFAULT_PARAMS: dict = {
@@ -99,3 +104,32 @@ def search_params(
     best = {k.removeprefix("mlp__"): v for k, v in search.best_params_.items()}
     best["hidden_layer_sizes"] = list(best["hidden_layer_sizes"])
     return best
+
+
+def load_pipeline(path) -> "Pipeline":
+    """Load a saved pipeline from skops, trusting exactly :data:`TRUSTED_SKOPS_TYPES`.
+
+    Refuses (``ModelError``) a file needing any other type, a damaged file, and anything that is
+    not a ``Pipeline`` ending in an ``MLPClassifier``.
+    """
+    import skops.io as sio
+    from sklearn.neural_network import MLPClassifier
+    from sklearn.pipeline import Pipeline
+
+    from .errors import ModelError
+
+    try:
+        untrusted = sio.get_untrusted_types(file=path)
+    except Exception as e:  # a damaged archive: skops raises several kinds
+        raise ModelError(f"{path} cannot be read as a skops file ({type(e).__name__}: {e}).") from None
+    unexpected = sorted(set(untrusted) - set(TRUSTED_SKOPS_TYPES))
+    if unexpected:
+        raise ModelError(f"{path} needs types outside ser's trusted list {TRUSTED_SKOPS_TYPES}: {unexpected}; "
+                         "refusing to load it.")
+    try:
+        model = sio.load(path, trusted=TRUSTED_SKOPS_TYPES)
+    except Exception as e:
+        raise ModelError(f"{path} could not be loaded ({type(e).__name__}: {e}).") from None
+    if not (isinstance(model, Pipeline) and isinstance(model[-1], MLPClassifier)):
+        raise ModelError(f"{path} holds a {type(model).__name__}, not a Pipeline ending in an MLPClassifier.")
+    return model

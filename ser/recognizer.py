@@ -196,8 +196,6 @@ class MLPRecognizer(Recognizer):
     """Handcrafted features → ``Pipeline(StandardScaler, MLPClassifier)``."""
 
     kind = "mlp"
-    #: The only non-default types the skops file may contain (checked on load).
-    TRUSTED_TYPES = ("sklearn.neural_network._stochastic_optimizers.AdamOptimizer",)
 
     def __init__(self, pipeline, *, features=None, labels=None, audio=None, metadata=None):
         from .features import FeatureConfig
@@ -239,21 +237,10 @@ class MLPRecognizer(Recognizer):
 
     @classmethod
     def _read(cls, folder: Path, config: dict, metadata: dict) -> "MLPRecognizer":
-        import skops.io as sio
+        from .mlp import load_pipeline
 
-        path = folder / "model.skops"
-        try:
-            untrusted = sio.get_untrusted_types(file=path)
-            unexpected = sorted(set(untrusted) - set(cls.TRUSTED_TYPES))
-            if unexpected:
-                raise ModelError(f"{path} contains types ser does not trust: {unexpected}. Refusing to load.")
-            pipeline = sio.load(path, trusted=list(untrusted))
-        except ModelError:
-            raise
-        except Exception as e:  # skops raises many types on a damaged file
-            raise ModelError(f"{path} could not be loaded ({type(e).__name__}: {e}).") from None
-        return cls(pipeline, features=config.get("features"), labels=config["labels"],
-                   audio=config.get("audio"), metadata=metadata)
+        return cls(load_pipeline(folder / "model.skops"), features=config.get("features"),
+                   labels=config["labels"], audio=config.get("audio"), metadata=metadata)
 
 
 class ModelRegistry:

@@ -25,6 +25,8 @@ except ImportError:  # pragma: no cover - tests/ imported as a package
     from tests.hub_server import HubState, create_app, serve
 
 from ser import hub
+from ser.artifacts import is_unsafe, sha256_file
+from ser.mlp import TRUSTED_SKOPS_TYPES
 from ser.errors import ModelError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -166,7 +168,7 @@ def test_trusted_skops_types_are_exactly_what_the_mlp_pipeline_needs():
 
     X = np.random.default_rng(0).normal(size=(30, 5))
     pipe = fit_pipeline(X, np.repeat(["a", "b", "c"], 10), hidden_layer_sizes=(4,), batch_size=8)
-    assert sorted(sio.get_untrusted_types(data=sio.dumps(pipe))) == sorted(hub.TRUSTED_SKOPS_TYPES)
+    assert sorted(sio.get_untrusted_types(data=sio.dumps(pipe))) == sorted(TRUSTED_SKOPS_TYPES)
 
 
 def test_card_yaml_parses_and_holds_both_protocols(models, tmp_path):
@@ -236,12 +238,7 @@ def test_recognizer_from_pretrained_accepts_a_hub_repo_id(models, endpoint, cach
 
     root, _ = models
     _push(root, "alice/ser-mlp-api", endpoint)
-    try:
-        remote = Recognizer.from_pretrained("alice/ser-mlp-api", endpoint=endpoint, cache_dir=cache)
-    except ModelError as err:
-        if ".pkl" in str(err):
-            pytest.xfail(f"ser.recognizer re-verifies the pickles that pull leaves out: {err}")
-        raise
+    remote = Recognizer.from_pretrained("alice/ser-mlp-api", endpoint=endpoint, cache_dir=cache)
     local = Recognizer.from_pretrained(root)
     np.testing.assert_array_equal(local.proba_from_features(features_rows), remote.proba_from_features(features_rows))
 
@@ -323,7 +320,7 @@ def test_a_pickle_only_repo_is_refused(endpoint, tmp_path, cache):
     src.mkdir()
     joblib.dump({"weights": [1, 2]}, src / "emotion_model.pkl")
     (src / "config.json").write_text("{}")
-    files = {n: hub._sha256(src / n) for n in ("emotion_model.pkl", "config.json")}
+    files = {n: sha256_file(src / n) for n in ("emotion_model.pkl", "config.json")}
     (src / "metadata.json").write_text(json.dumps({"model": "mlp", "version": "v1", "files": files}))
     api = HfApi(endpoint=endpoint, token=TOKEN)
     api.create_repo("alice/seed-pickles")
@@ -343,8 +340,8 @@ def test_a_skops_file_with_untrusted_types_is_refused(endpoint, tmp_path, cache)
     model = RandomForestClassifier(n_estimators=2).fit(np.eye(4), [0, 1, 0, 1])
     model.extra = np.dtype("float32").type  # a type object: not on skops' default trusted list
     sio.dump(model, src / "model.skops")
-    assert set(sio.get_untrusted_types(file=src / "model.skops")) - set(hub.TRUSTED_SKOPS_TYPES)
-    files = {"model.skops": hub._sha256(src / "model.skops")}
+    assert set(sio.get_untrusted_types(file=src / "model.skops")) - set(TRUSTED_SKOPS_TYPES)
+    files = {"model.skops": sha256_file(src / "model.skops")}
     (src / "metadata.json").write_text(json.dumps({"model": "mlp", "version": "v1", "files": files}))
     api = HfApi(endpoint=endpoint, token=TOKEN)
     api.create_repo("alice/odd-skops")
@@ -358,7 +355,7 @@ def _hand_made(folder: Path, kind: str, files: dict[str, bytes], version: str = 
     for name, data in files.items():
         (folder / name).parent.mkdir(parents=True, exist_ok=True)
         (folder / name).write_bytes(data)
-    listed = {name: hub._sha256(folder / name) for name in files}
+    listed = {name: sha256_file(folder / name) for name in files}
     (folder / "metadata.json").write_text(json.dumps({"model": kind, "version": version, "files": listed}))
     return folder
 
@@ -377,7 +374,7 @@ def test_cnn_and_nested_ensemble_folders_round_trip(models, endpoint, tmp_path, 
     _push(folder, f"alice/ser-{kind}", endpoint)
     pulled = hub.pull(f"alice/ser-{kind}", endpoint=endpoint, cache_dir=cache)
     got = {p.relative_to(pulled).as_posix() for p in pulled.rglob("*") if p.is_file()}
-    assert got == {n for n in files if not hub._is_unsafe(n)} | {"metadata.json", "README.md", ".gitattributes"}
+    assert got == {n for n in files if not is_unsafe(n)} | {"metadata.json", "README.md", ".gitattributes"}
     assert ModelCard.load(pulled / "README.md").data.library_name == library
 
 
@@ -464,8 +461,6 @@ def test_app_start_up_serves_the_model_named_by_ser_model_repo(models, endpoint,
     monkeypatch.setenv("SER_MODEL_REPO", f"alice/ser-startup@{v1.name}")
     registry = ModelRegistry(root.parent)  # its bundled mlp is the newer v2
     messages = " | ".join(service.start_up(registry))
-    if ".pkl is missing" in messages:
-        pytest.xfail(f"ser.recognizer re-verifies the pickles that pull leaves out: {messages}")
     assert "from the Hub" in messages, messages
     assert registry.get("mlp").metadata["version"] == v1.name
 
