@@ -1,0 +1,486 @@
+#!/usr/bin/env python
+"""ser's web app: predict the emotion of a voice, see the signal maths, train and manage models.
+
+Run ``python app.py`` (serves on 0.0.0.0:7860, ``GRADIO_SERVER_PORT`` respected; ``--share`` or
+``SER_SHARE=1`` asks for a public link). The same file is the Hugging Face Space entry point.
+
+Structure, as in Gradio's demos: plain handlers first (Gradio values in, JSON-friendly values out,
+all logic in :mod:`ser.service`), renderers that turn those values into components, the layout
+(:func:`build_demo`), and ``launch`` only under ``__main__``, so tests import ``demo`` freely.
+
+Every action is a named endpoint (see "Use via API"): ``/predict``, ``/timeline``, ``/analyze``,
+``/train``, ``/models``, ``/use_version``, ``/push``, ``/pull``. The renderers are private UI
+events chained with ``.success``: what the page shows is exactly what the API returns.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import functools
+import io
+import logging
+import os
+import sys
+import threading
+from pathlib import Path
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+import gradio as gr  # noqa: E402
+
+from ser import service  # noqa: E402
+from ser.audio import ACCEPTED, max_bytes  # noqa: E402
+from ser.errors import SerError  # noqa: E402
+from ser.recognizer import ModelRegistry  # noqa: E402
+
+log = logging.getLogger("ser.app")
+
+HERE = Path(__file__).resolve().parent
+EXAMPLES = sorted(p for p in (HERE / "examples").glob("*") if p.suffix in (".wav", ".ogg", ".flac"))
+MODEL_CHOICES = [("MLP", "mlp"), ("CNN", "cnn"), ("Ensemble", "ensemble")]
+#: Simultaneous predictions/analyses (the machine this was measured on has 2 cores).
+INFERENCE_CONCURRENCY = int(os.environ.get("SER_INFERENCE_CONCURRENCY", "2"))
+#: Training runs admitted at once: 2, so a second request reaches the lock and is refused at once
+#: with a message instead of waiting in the queue; only one ever trains.
+TRAIN_ADMITTED = 2
+QUEUE_MAX = int(os.environ.get("SER_QUEUE_MAX", "64"))
+
+#: The models this process serves; a new one replaces the old only once fully saved.
+REGISTRY = ModelRegistry()
+
+
+def user_errors(fn):
+    """Turn ``SerError`` (bad audio, missing model, busy, no access) into ``gr.Error``: the page
+    shows the message and API clients get an exception carrying it."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except SerError as e:
+            raise gr.Error(str(e), print_exception=False) from None
+
+    return wrapper
+
+
+# -- handlers: plain values in, JSON-friendly values out (the API) ---------------------------
+@user_errors
+def predict(audio: str | None, model: str = "mlp") -> dict:
+    """The emotion of an audio file: label, confidence, uncertain, threshold, probabilities, model, version."""
+    return service.predict(audio, model, registry=REGISTRY)
+
+
+@user_errors
+def timeline(audio: str | None, model: str = "mlp") -> dict:
+    """The emotion over time: 3 s windows every 1.5 s, each with its probabilities (silence marked)."""
+    return service.timeline(audio, model, registry=REGISTRY)
+
+
+@user_errors
+def analyze(audio: str | None) -> dict:
+    """FFT, STFT, log-mel, Parseval, z-plane and s-plane analysis of the clip (ser.signal_math)."""
+    return service.analyze(audio)
+
+
+@user_errors
+def train(kind: str, data_dir: str, speakers: str, hidden: str, alpha: float, learning_rate: float,
+          batch_size: float, epochs: float, augment: bool, search: bool, importance: bool,
+          admin_token: str, progress=gr.Progress()) -> dict:
+    """Train MLP or CNN on a data folder, evaluate both protocols, save and serve the new version."""
+    service.check_admin(admin_token)
+    return service.train(
+        kind, data_dir, registry=REGISTRY, speakers=speakers, hidden=hidden if kind == "mlp" else None,
+        alpha=alpha if kind == "mlp" else None, learning_rate=learning_rate if kind == "mlp" else None,
+        batch_size=int(batch_size) if batch_size else None, epochs=int(epochs) if epochs else None,
+        augment=augment, search=search, importance=importance,
+        progress=lambda fraction, message: progress(fraction, desc=message))
+
+
+@user_errors
+def models() -> dict:
+    """Saved versions of every model (date, both protocols' metrics, data) and which ones serve."""
+    return service.list_models(REGISTRY)
+
+
+@user_errors
+def use_version(kind: str, version: str, admin_token: str) -> dict:
+    """Serve a saved version of a model (blank version: the newest)."""
+    service.check_admin(admin_token)
+    return service.use_version(kind, version, registry=REGISTRY)
+
+
+@user_errors
+def push(kind: str, version: str, repo_id: str, private: bool, hf_token: str, admin_token: str) -> dict:
+    """Push a saved version (blank: the newest) to a Hugging Face Hub model repo."""
+    service.check_admin(admin_token)
+    return service.push_model(kind, repo_id, version=version, private=private, hf_token=hf_token,
+                              registry=REGISTRY)
+
+
+@user_errors
+def pull(repo_id: str, revision: str, hf_token: str, admin_token: str) -> dict:
+    """Download a model repo from the Hub (verified) and serve it."""
+    service.check_admin(admin_token)
+    return service.pull_model(repo_id, revision, hf_token=hf_token, registry=REGISTRY)
+
+
+# -- renderers: API values -> components (private UI events) ----------------------------------
+def show_prediction(result: dict):
+    from ser.report_plots import probabilities_bar
+
+    probs, label, conf = result["probabilities"], result["label"], result["confidence"]
+    where = f"{result['model'].upper()} {result.get('version', '')}".strip()
+    if result["uncertain"]:
+        verdict = (f"### Uncertain\nThe most likely emotion, **{label}**, has only {conf:.0%} "
+                   f"(below the {result['threshold']:.0%} threshold), so the model is not sure. ({where})")
+        title = "Emotion (uncertain)"
+    else:
+        verdict = f"### {label.capitalize()}\nConfidence {conf:.0%} ({where})"
+        title = "Emotion"
+    for w in result.get("warnings", []):
+        verdict += f"\n\n⚠ {w}"
+    return (gr.Label(value=probs, label=title), probabilities_bar(probs, threshold=result["threshold"]),
+            verdict)
+
+
+def show_timeline(result: dict):
+    from ser.report_plots import timeline_figure
+
+    windows = result["windows"]
+    if result["duration_s"] < service.TIMELINE_MIN_S or len(windows) < 2:
+        return (gr.Plot(value=None, visible=False),
+                f"The recording lasts {result['duration_s']:.1f} s: one label covers it "
+                f"(a timeline is drawn from {service.TIMELINE_MIN_S:g} s).")
+    labels = result["labels"]
+    fig = timeline_figure([w["start_s"] for w in windows], [w["end_s"] for w in windows], labels,
+                          [None if w["probabilities"] is None else [w["probabilities"][k] for k in labels]
+                           for w in windows],
+                          title=f"Emotion over time ({result['window_s']:g} s windows every {result['hop_s']:g} s)")
+    seq = " → ".join(w["label"] or "silence" for w in windows)
+    return gr.Plot(value=fig, visible=True), f"**Dominant: {result['dominant']}**. Windows: {seq}"
+
+
+MATH_FIGURES = ("spectrum", "pitch", "spectrogram", "logmel", "pole_zero", "frequency_response",
+                "s_plane", "responses")
+
+
+def show_analysis(result: dict):
+    from ser.plots import signal_math_figures
+
+    figs = signal_math_figures(result)
+    return (analysis_numbers(result), *(figs[k] for k in MATH_FIGURES))
+
+
+def analysis_numbers(a: dict) -> str:
+    """The numbers of an analysis as Markdown."""
+    lines = [f"**Clip**: {a['duration_s']:.2f} s at {a['sr']} Hz ({a['n_samples']} samples, silence trimmed)."]
+    fft = a["fft"]
+    if fft.get("available"):
+        peaks = ", ".join(f"{p['freq_hz']:.0f} Hz" for p in fft["peaks"])
+        lines.append(f"**FFT**: N = {fft['n']}, resolution {fft['resolution_hz']:.3f} Hz; strongest peaks {peaks}.")
+    f0 = a["f0"]
+    if f0.get("available"):
+        lines.append(f"**F0**: {f0['fft_hz']:.1f} Hz from the FFT (autocorrelation) vs {f0['yin_hz']:.1f} Hz from "
+                     f"the pitch feature (yin); {f0['agreement_5pct']:.0%} of voiced frames agree within 5 %; "
+                     f"voiced fraction {f0['voiced_fraction']:.0%}.")
+    pv = a["parseval"]
+    lines.append(f"**Parseval**: Σ|x[n]|² = {pv['time_energy']:.6g}, (1/N)Σ|X[k]|² = {pv['freq_energy']:.6g}, "
+                 f"relative error {pv['relative_error']:.1e}. STFT: frame energies {pv['stft']['frame_energy_sum']:.6g} "
+                 f"= {pv['stft']['window_norm']:g} × signal energy (error {pv['stft']['relative_error']:.1e}).")
+    z, lap = a["z"], a["laplace"]
+    if z.get("available"):
+        lines.append(f"**z-plane**: all-pole model of order {z['order']} on a {z['frame_ms']:g} ms frame at "
+                     f"{z['frame_start_s']:.2f} s; {'stable' if z['stable'] else 'UNSTABLE'} "
+                     f"(max pole radius {z['max_pole_radius']:.4f}).")
+        form = ", ".join(f"F{i + 1} {f['freq_hz']:.0f} Hz (B {f['bandwidth_hz']:.0f} Hz)"
+                         for i, f in enumerate(lap.get("formants", [])))
+        lines.append(f"**s-plane**: s = f_s·ln z; formants {form or 'none found'}; impulse invariance error "
+                     f"{lap['invariance_error']:.1e}.")
+    else:
+        lines.append(f"**z/s-plane**: {z.get('message')}")
+    lines += [f"⚠ {m}" for m in a.get("messages", [])]
+    return "\n\n".join(lines)
+
+
+def show_training(summary: dict):
+    from ser.plots import history_curves
+    from ser.report_plots import confusion_matrix, empty_figure, importance_bar
+
+    metrics = summary.get("metrics", {})
+    rows = ["| protocol | accuracy | UAR | macro F1 | macro precision | n test |", "|---|---|---|---|---|---|"]
+    for name, m in metrics.items():
+        rows.append(f"| {name.replace('_', ' ')} | {m['accuracy']:.3f} | {m['uar']:.3f} | {m['macro_f1']:.3f} | "
+                    f"{m['macro_precision']:.3f} | {m['n_test']} |")
+    data = summary.get("data", {})
+    head = (f"### Saved {summary.get('model', '').upper()} {summary.get('version', '')}\n"
+            f"Trained on {data.get('clips', '?')} clips of {data.get('speakers', '?')} speakers; "
+            f"now serving predictions.\n\n")
+    notes = "\n".join(f"- **{n.replace('_', ' ')}**: {m.get('protocol', '')}" for n, m in metrics.items())
+    figs = []
+    for name in ("speaker_independent", "stratified"):
+        m = metrics.get(name)
+        figs.append(confusion_matrix(m["confusion"], m["labels"], title=f"Confusion: {name.replace('_', ' ')}")
+                    if m else empty_figure(f"No {name} protocol in this run."))
+    history = summary.get("history")
+    importance = (summary.get("feature_importance") or {}).get("speaker_independent")
+    if history and history.get("loss"):  # CNN: the final model's curves, the folds' faintly
+        extra = history_curves(history, title="Training and validation curves")
+    elif importance:
+        extra = importance_bar(importance)
+    else:
+        extra = empty_figure("Feature importance was not computed (enable it) and this model has no curves.")
+    errors = []
+    for name, m in metrics.items():
+        for pair in m.get("error_analysis", [])[:4]:
+            a, b = pair["pair"]
+            errors.append(f"- {name.replace('_', ' ')}: **{a} ↔ {b}**, {pair['count']} clips "
+                          f"({a} as {b}: {pair.get('a_as_b', '?')}, {b} as {a}: {pair.get('b_as_a', '?')})")
+    errors_md = "### Most confused pairs\n" + ("\n".join(errors) if errors else "none")
+    return head + "\n".join(rows) + "\n\n" + notes, *figs, extra, errors_md
+
+
+VERSION_COLUMNS = ["model", "version", "created", "serving", "speaker-indep. acc", "speaker-indep. UAR",
+                   "stratified acc", "stratified UAR", "clips", "speakers", "status"]
+
+
+def show_models(listing: dict):
+    rows = []
+    for v in listing["versions"]:
+        si, st, data = v.get("speaker_independent") or {}, v.get("stratified") or {}, v.get("data") or {}
+
+        def num(d, k):
+            return None if d.get(k) is None else round(float(d[k]), 3)
+
+        rows.append([v["model"], v["version"], v.get("created") or "", "✔" if v["serving"] else "",
+                     num(si, "accuracy"), num(si, "uar"), num(st, "accuracy"), num(st, "uar"),
+                     data.get("clips"), data.get("speakers"), "ok" if v["ok"] else f"damaged: {v['error']}"])
+    serving = ", ".join(f"{k}: {v or 'not loaded yet'}" for k, v in listing["serving"].items())
+    choices = [""] + [v["version"] for v in listing["versions"] if v["ok"]]
+    return (gr.Dataframe(value=rows, headers=VERSION_COLUMNS), f"**Serving** — {serving}",
+            gr.Dropdown(choices=choices))
+
+
+# -- layout and wiring -----------------------------------------------------------------------
+def _intro() -> str:
+    lock = ("This server is **public**: training, model switching and Hub actions need the admin token."
+            if service.is_public() else "")
+    return ("# ser — speech emotion recognition\n"
+            "Record or upload speech, choose a model, and see which emotion the voice carries, how sure the "
+            "model is, how it changes over time, and the signal maths behind it. " + lock)
+
+
+def build_demo() -> gr.Blocks:
+    """The whole app; every event has an ``api_name`` (renderers are private)."""
+    from ser.corpora import default_data_dir
+    from ser.mlp import DEFAULT_PARAMS
+    from ser.recognizer import uncertain_below
+
+    public = service.is_public()
+    token_info = "required on this public server" if public else "not needed locally"
+    data_default = default_data_dir()
+    inference = dict(concurrency_limit=INFERENCE_CONCURRENCY, concurrency_id="inference")
+    render = dict(api_visibility="private", concurrency_limit=None, show_progress="hidden")
+
+    with gr.Blocks(title="ser — speech emotion recognition", analytics_enabled=False) as demo:
+        gr.Markdown(_intro(), elem_id="intro")
+        with gr.Tabs(elem_id="tabs"):
+            # 1. Predict ---------------------------------------------------------------------
+            with gr.Tab("Predict", id="predict", elem_id="tab-predict"):
+                with gr.Row():
+                    with gr.Column(scale=1):
+                        audio = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Audio",
+                                         elem_id="audio")
+                        model = gr.Radio(MODEL_CHOICES, value="mlp", label="Model", elem_id="model")
+                        predict_btn = gr.Button("Predict", variant="primary", elem_id="predict-btn")
+                        gr.Markdown(f"Accepted: {ACCEPTED}; up to {max_bytes() / 2**20:.0f} MiB. "
+                                    f"A result below {uncertain_below():.0%} is reported as uncertain.",
+                                    elem_id="accepted")
+                        if EXAMPLES:
+                            gr.Examples([[str(p)] for p in EXAMPLES], inputs=[audio],
+                                        label="Examples: synthetic speech made by this project "
+                                              "(espeak-ng; see examples/README.md)")
+                    with gr.Column(scale=1):
+                        verdict = gr.Markdown("Record or upload a clip, then press Predict.", elem_id="verdict")
+                        label = gr.Label(label="Emotion", num_top_classes=3, elem_id="emotion")
+                        bar = gr.Plot(label="Probabilities", elem_id="probabilities")
+                timeline_note = gr.Markdown(elem_id="timeline-note")
+                timeline_plot = gr.Plot(label="Emotion timeline", visible=False, elem_id="timeline")
+                with gr.Accordion("JSON results (as the API returns them)", open=False):
+                    prediction_json = gr.JSON(label="prediction", elem_id="prediction-json")
+                    timeline_json = gr.JSON(label="timeline", elem_id="timeline-json")
+
+            # 2. Math analysis -------------------------------------------------------------
+            with gr.Tab("Math analysis", id="math", elem_id="tab-math"):
+                gr.Markdown("The signal mathematics of the clip in the Predict tab, as every model sees it "
+                            "(16 kHz, silence trimmed).")
+                analyze_btn = gr.Button("Analyze the current clip", variant="primary", elem_id="analyze-btn")
+                numbers = gr.Markdown(elem_id="math-numbers")
+                analysis_json = gr.JSON(visible=False, elem_id="analysis-json")
+                plots = {}
+                with gr.Row():
+                    plots["spectrum"] = gr.Plot(label="FFT", elem_id="math-spectrum")
+                    plots["pitch"] = gr.Plot(label="F0", elem_id="math-pitch")
+                with gr.Row():
+                    plots["spectrogram"] = gr.Plot(label="STFT", elem_id="math-spectrogram")
+                    plots["logmel"] = gr.Plot(label="Log-mel image", elem_id="math-logmel")
+                with gr.Row():
+                    plots["pole_zero"] = gr.Plot(label="z-plane", elem_id="math-zplane")
+                    plots["frequency_response"] = gr.Plot(label="Frequency response", elem_id="math-response")
+                with gr.Row():
+                    plots["s_plane"] = gr.Plot(label="s-plane", elem_id="math-splane")
+                    plots["responses"] = gr.Plot(label="Impulse and step responses", elem_id="math-responses")
+
+            # 3. Train ---------------------------------------------------------------------
+            with gr.Tab("Train", id="train", elem_id="tab-train"):
+                with gr.Row():
+                    with gr.Column():
+                        kind = gr.Radio([("MLP", "mlp"), ("CNN", "cnn")], value="mlp", label="Model to train",
+                                        elem_id="train-kind")
+                        data_dir = gr.Textbox(value=str(data_default) if data_default else "",
+                                              label="Data folder", elem_id="train-data",
+                                              info="RAVDESS/TESS/EMO-DB layout or manifest.csv; must lie under "
+                                                   "an allowed data root")
+                        speakers = gr.Textbox(label="Speakers (blank: all)", placeholder="e.g. 01 02 03 04",
+                                              elem_id="train-speakers")
+                        token = gr.Textbox(label="Admin token", type="password", elem_id="train-token",
+                                           info=token_info)
+                    with gr.Column():
+                        hidden = gr.Textbox(value=" ".join(map(str, DEFAULT_PARAMS["hidden_layer_sizes"])),
+                                            label="MLP hidden layers", elem_id="train-hidden")
+                        alpha = gr.Number(value=DEFAULT_PARAMS["alpha"], label="MLP L2 penalty (alpha)",
+                                          elem_id="train-alpha")
+                        lr = gr.Number(value=DEFAULT_PARAMS["learning_rate_init"], label="MLP learning rate",
+                                       elem_id="train-lr")
+                        batch = gr.Number(value=DEFAULT_PARAMS["batch_size"], label="Batch size", precision=0,
+                                          elem_id="train-batch")
+                        epochs = gr.Number(value=30, label="CNN max epochs (early stopping)", precision=0,
+                                           elem_id="train-epochs")
+                        with gr.Row():
+                            augment = gr.Checkbox(value=True, label="Augment (pitch, stretch, noise)",
+                                                  elem_id="train-augment")
+                            search = gr.Checkbox(value=False, label="MLP hyperparameter search (slow)",
+                                                 elem_id="train-search")
+                            importance = gr.Checkbox(value=True, label="MLP feature importance",
+                                                     elem_id="train-importance")
+                train_btn = gr.Button("Train and save a new version", variant="primary", elem_id="train-btn")
+                train_md = gr.Markdown("Press the button: a progress bar shows each step; the metrics of both protocols, "
+                                       "the confusion matrices and the curves follow.", elem_id="train-metrics",
+                                       min_height=60)
+                with gr.Row():
+                    cm_si = gr.Plot(label="Confusion (speaker-independent)", elem_id="train-cm-si")
+                    cm_st = gr.Plot(label="Confusion (stratified)", elem_id="train-cm-strat")
+                with gr.Row():
+                    extra = gr.Plot(label="Feature importance / validation curves", elem_id="train-extra")
+                    errors_md = gr.Markdown(elem_id="train-errors")
+                train_json = gr.JSON(visible=False, elem_id="train-json")
+
+            # 4. Models --------------------------------------------------------------------
+            with gr.Tab("Models", id="models", elem_id="tab-models") as models_tab:
+                serving_md = gr.Markdown(elem_id="serving")
+                table = gr.Dataframe(headers=VERSION_COLUMNS, interactive=False, elem_id="versions",
+                                     wrap=True)
+                refresh_btn = gr.Button("Refresh", elem_id="models-refresh")
+                models_json = gr.JSON(visible=False, elem_id="models-json")
+                with gr.Row():
+                    m_kind = gr.Radio(MODEL_CHOICES, value="mlp", label="Model", elem_id="models-kind")
+                    m_version = gr.Dropdown(choices=[""], value="", label="Version (blank: newest)",
+                                            allow_custom_value=True, elem_id="models-version")
+                    m_token = gr.Textbox(label="Admin token", type="password", elem_id="models-token",
+                                         info=token_info)
+                use_btn = gr.Button("Serve this version", variant="primary", elem_id="use-btn")
+                with gr.Accordion("Hugging Face Hub", open=False):
+                    with gr.Row():
+                        repo_id = gr.Textbox(label="Repo id", placeholder="user/ser-mlp", elem_id="hub-repo")
+                        revision = gr.Textbox(label="Revision to pull (branch, tag or commit; blank: main)",
+                                              elem_id="hub-revision")
+                        hf_token = gr.Textbox(label="Hub token (blank: the server's HF_TOKEN)", type="password",
+                                              elem_id="hub-token")
+                        private = gr.Checkbox(label="Private repo", value=True, elem_id="hub-private")
+                    with gr.Row():
+                        push_btn = gr.Button("Push the selected version", elem_id="push-btn")
+                        pull_btn = gr.Button("Pull and serve", elem_id="pull-btn")
+                action_json = gr.JSON(label="Result", elem_id="models-result")
+
+        # -- wiring -----------------------------------------------------------------------------
+        predict_btn.click(predict, [audio, model], prediction_json, api_name="predict", **inference).success(
+            show_prediction, prediction_json, [label, bar, verdict], api_name="show_prediction", **render)
+        predict_btn.click(timeline, [audio, model], timeline_json, api_name="timeline", **inference,
+                          show_progress="hidden").success(
+            show_timeline, timeline_json, [timeline_plot, timeline_note], api_name="show_timeline", **render)
+        analyze_btn.click(analyze, audio, analysis_json, api_name="analyze", show_progress_on=numbers,
+                          **inference).success(
+            show_analysis, analysis_json, [numbers, *(plots[k] for k in MATH_FIGURES)],
+            api_name="show_analysis", **render)
+        train_btn.click(train, [kind, data_dir, speakers, hidden, alpha, lr, batch, epochs, augment, search,
+                                importance, token], train_json, api_name="train", show_progress_on=[train_md, cm_si, cm_st],
+                        concurrency_limit=TRAIN_ADMITTED, concurrency_id="train").success(
+            show_training, train_json, [train_md, cm_si, cm_st, extra, errors_md], api_name="show_training",
+            **render)
+        listing = dict(fn=models, inputs=None, outputs=models_json, concurrency_limit=None)
+        refresh_btn.click(**listing, api_name="models").success(
+            show_models, models_json, [table, serving_md, m_version], api_name="show_models", **render)
+        models_tab.select(**listing, api_name="models_on_select", api_visibility="undocumented").success(
+            show_models, models_json, [table, serving_md, m_version], api_name="show_models_on_select", **render)
+        admin = dict(outputs=action_json, concurrency_limit=1, concurrency_id="admin")
+        use_btn.click(use_version, [m_kind, m_version, m_token], api_name="use_version", **admin)
+        push_btn.click(push, [m_kind, m_version, repo_id, private, hf_token, m_token], api_name="push", **admin)
+        pull_btn.click(pull, [repo_id, revision, hf_token, m_token], api_name="pull", **admin)
+    demo.queue(default_concurrency_limit=INFERENCE_CONCURRENCY, max_size=QUEUE_MAX)
+    return demo
+
+
+demo = build_demo()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Serve ser's web app (Gradio).")
+    parser.add_argument("--share", action="store_true", default=service._flag("SER_SHARE"),
+                        help="ask Gradio for a public share link (also SER_SHARE=1); makes the server public")
+    parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "0.0.0.0"))
+    parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", "7860")))
+    parser.add_argument("--no-warm-up", action="store_true", default=os.environ.get("SER_WARM_UP") == "0",
+                        help="skip the background warm-up (first MLP prediction, CNN/TensorFlow load)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    global demo
+    app = demo
+    if args.share and not service.is_public():
+        os.environ["SER_SHARE"] = "1"  # public from now on: admin actions need the token
+        app = demo = build_demo()
+    for message in service.start_up(REGISTRY):  # the MLP is loaded before the first request
+        log.info(message)
+    if args.share and os.environ.get("SPACE_ID"):
+        args.share = False  # a Space is already public; Gradio ignores share there
+    launch = dict(server_name=args.host, server_port=args.port, max_file_size=max_bytes(),
+                  prevent_thread_lock=True, show_error=False)
+    if not args.share:
+        app.launch(share=False, **launch)
+    else:
+        printed = io.StringIO()  # Gradio explains a failed tunnel in ten lines: say it in one
+        try:
+            with contextlib.redirect_stdout(printed):
+                app.launch(share=True, **launch)
+        except Exception as e:  # noqa: BLE001 - whatever the tunnel does, keep serving locally
+            log.debug("share failed: %s", e)
+            if getattr(app, "server", None) is None:
+                app.launch(share=False, **launch)
+        text = printed.getvalue()
+        print(text.split("\nCould not create share link")[0].rstrip(), flush=True)
+        if not app.share_url:
+            print(f"No public share link could be created (offline, or the tunnel is unavailable); serving "
+                  f"locally only at http://{args.host}:{args.port}.", flush=True)
+    if not args.no_warm_up:
+        threading.Thread(target=service.warm_up, args=(REGISTRY, EXAMPLES[0] if EXAMPLES else None),
+                         daemon=True, name="warm-up").start()
+    try:
+        app.block_thread()
+    except (KeyboardInterrupt, OSError):
+        app.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

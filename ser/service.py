@@ -1,0 +1,561 @@
+"""What the app serves, without the UI: plain values in, JSON-friendly dicts out.
+
+``app.py`` only adapts Gradio values to these functions and turns :class:`~ser.errors.SerError`
+into ``gr.Error``; everything here is usable (and tested) without Gradio:
+
+- :func:`predict` and :func:`timeline` (an emotion per window of a longer recording),
+  :func:`analyze` (the signal mathematics of a clip);
+- :func:`train`: one training run at a time (a second request is refused at once with
+  :class:`BusyError`, never queued), saved as a new version, served only once fully saved;
+- :func:`list_models`, :func:`use_version`, :func:`push_model`, :func:`pull_model`;
+- access rules: :func:`is_public`, :func:`check_admin` (``SER_ADMIN_TOKEN``),
+  :func:`resolve_data_dir` (training reads only under :func:`allowed_data_roots`).
+
+Settings (environment variables)
+--------------------------------
+``SER_PUBLIC``           ``1``: the server is public (also implied by ``SER_SHARE=1`` or a Space's ``SPACE_ID``)
+``SER_ADMIN_TOKEN``      the token that unlocks training, model switching and Hub actions when public
+``SER_ALLOWED_DATA_ROOTS`` extra folders training may read, separated by ``os.pathsep``
+``SER_TRAIN_JOBS``       worker processes of a training run started from the app (default 1, so
+                         predictions keep a core)
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import math
+import os
+import threading
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from .audio import TRIM_FRAME_LENGTH, TRIM_HOP_LENGTH, AudioSource, load_audio
+from .errors import AudioError, DataError, ModelError, SerError
+
+__all__ = [
+    "BusyError",
+    "AccessError",
+    "ParameterError",
+    "TIMELINE_WINDOW_S",
+    "TIMELINE_HOP_S",
+    "TIMELINE_MIN_S",
+    "TRAINABLE",
+    "is_public",
+    "admin_configured",
+    "check_admin",
+    "allowed_data_roots",
+    "resolve_data_dir",
+    "select_speakers",
+    "parse_hidden",
+    "predict",
+    "timeline",
+    "analyze",
+    "training_in_progress",
+    "train",
+    "training_summary",
+    "list_models",
+    "use_version",
+    "push_model",
+    "pull_model",
+    "start_up",
+    "warm_up",
+]
+
+log = logging.getLogger(__name__)
+
+#: Window of the emotion timeline: about one RAVDESS sentence (3-4 s), what the models saw.
+TIMELINE_WINDOW_S = 3.0
+#: Hop between windows: half a window, so every moment is seen by two windows.
+TIMELINE_HOP_S = 1.5
+#: Recordings at least this long get a timeline in the app; shorter ones are one window.
+TIMELINE_MIN_S = 6.0
+TRAINABLE = ("mlp", "cnn")
+_TRUE = {"1", "true", "yes", "on"}
+_PROJECT = Path(__file__).resolve().parent.parent
+_BUNDLED_DATA = _PROJECT.parent / "shared" / "data"  # where ../shared/data/ravdess lives
+
+Progress = Callable[[float, str], None]
+
+
+class BusyError(SerError):
+    """A training run is already in progress."""
+
+
+class AccessError(SerError):
+    """An admin action without the admin token on a public server."""
+
+
+class ParameterError(SerError, ValueError):
+    """A training setting typed in the app is not usable."""
+
+
+def _noop(fraction: float, message: str) -> None:
+    pass
+
+
+def _flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in _TRUE
+
+
+# -- access ------------------------------------------------------------------------------------
+def is_public() -> bool:
+    """True when anyone may reach the server: ``SER_PUBLIC=1``, ``SER_SHARE=1`` or a Space."""
+    return _flag("SER_PUBLIC") or _flag("SER_SHARE") or bool(os.environ.get("SPACE_ID"))
+
+
+def admin_configured() -> bool:
+    return bool(os.environ.get("SER_ADMIN_TOKEN", ""))
+
+
+def check_admin(token: str | None) -> None:
+    """Allow an admin action (train, switch model, Hub) or raise :class:`AccessError`.
+
+    Locally (not :func:`is_public`) everything is allowed. Public servers need the token in
+    ``SER_ADMIN_TOKEN``, compared in constant time; neither token is ever logged or returned.
+    """
+    if not is_public():
+        return
+    expected = os.environ.get("SER_ADMIN_TOKEN", "")
+    if not expected:
+        raise AccessError("This server is public and no admin token is configured (SER_ADMIN_TOKEN), so "
+                          "training, model switching and Hub actions are disabled here. Prediction is open.")
+    given = (token or "").strip()
+    if not given or not hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8")):
+        raise AccessError("Admin token missing or wrong: training, model switching and Hub actions need the "
+                          "server's admin token (SER_ADMIN_TOKEN) on a public server.")
+
+
+def allowed_data_roots() -> list[Path]:
+    """Folders training may read: ``../shared/data`` (beside the project), ``SER_DATA_DIR``, and
+    every folder in ``SER_ALLOWED_DATA_ROOTS``."""
+    roots: list[Path] = []
+    if _BUNDLED_DATA.is_dir():
+        roots.append(_BUNDLED_DATA)
+    if os.environ.get("SER_DATA_DIR"):
+        roots.append(Path(os.environ["SER_DATA_DIR"]))
+    for item in os.environ.get("SER_ALLOWED_DATA_ROOTS", "").split(os.pathsep):
+        if item.strip():
+            roots.append(Path(item.strip()))
+    out: list[Path] = []
+    for r in roots:
+        r = r.expanduser().resolve()
+        if r not in out:
+            out.append(r)
+    return out
+
+
+def resolve_data_dir(text: str | os.PathLike | None) -> Path:
+    """The data folder typed in the app, resolved and checked against :func:`allowed_data_roots`.
+
+    Blank means :func:`ser.corpora.default_data_dir`. Relative paths are relative to the project
+    folder. Symbolic links and ``..`` are resolved before the check, so ``../../etc`` is refused.
+    """
+    from .corpora import default_data_dir
+
+    raw = str(text).strip() if text is not None else ""
+    if not raw:
+        default = default_data_dir()
+        if default is None:
+            raise DataError("No data folder: type one, or set SER_DATA_DIR on the server.")
+        raw = str(default)
+    path = Path(raw).expanduser()
+    if not path.is_absolute():
+        path = _PROJECT / path
+    resolved = path.resolve()
+    roots = allowed_data_roots()
+    if not any(resolved == r or resolved.is_relative_to(r) for r in roots):
+        where = ", ".join(str(r) for r in roots) or "none configured"
+        raise DataError(f"The data folder {raw!r} is outside the folders training may read ({where}); "
+                        "set SER_ALLOWED_DATA_ROOTS on the server to allow another.")
+    if not resolved.exists():
+        raise DataError(f"Data folder not found: {raw}")
+    return resolved
+
+
+def select_speakers(clips: list, speakers: str | Sequence[str] | None) -> list:
+    """Keep clips of the given speakers (``"01 02"``, ``"1,2"``, ``ravdess_01``); all when blank."""
+    if speakers is None:
+        return clips
+    tokens = speakers.replace(",", " ").split() if isinstance(speakers, str) else [str(s) for s in speakers]
+    if not tokens:
+        return clips
+    wanted = set(tokens) | {f"{int(t):02d}" for t in tokens if t.isdigit()}
+    kept = [c for c in clips if c.speaker in wanted or c.speaker.split("_", 1)[-1] in wanted]
+    if not kept:
+        known = sorted({c.speaker for c in clips})
+        raise DataError(f"No clips of speakers {' '.join(tokens)}; this corpus has {', '.join(known[:30])}"
+                        + (" ..." if len(known) > 30 else "") + ".")
+    return kept
+
+
+def parse_hidden(text: str | Sequence[int] | None) -> tuple[int, ...] | None:
+    """Hidden layer sizes from ``"256 128"`` / ``"256,128"``; None when blank."""
+    if text is None:
+        return None
+    if not isinstance(text, str):
+        sizes = [int(x) for x in text]
+    else:
+        tokens = text.replace(",", " ").split()
+        if not tokens:
+            return None
+        try:
+            sizes = [int(t) for t in tokens]
+        except ValueError:
+            raise ParameterError(f"Hidden layers must be whole numbers such as '256 128', got {text!r}.") from None
+    if not sizes or any(s < 1 or s > 4096 for s in sizes) or len(sizes) > 4:
+        raise ParameterError(f"Hidden layers: 1 to 4 sizes between 1 and 4096, got {text!r}.")
+    return tuple(sizes)
+
+
+# -- inference ---------------------------------------------------------------------------------
+def _registry(registry):
+    if registry is None:
+        from .recognizer import ModelRegistry
+
+        return ModelRegistry()
+    return registry
+
+
+def predict(audio: AudioSource, model: str = "mlp", *, registry=None, threshold: float | None = None) -> dict:
+    """The emotion of a clip as a JSON-friendly dict.
+
+    Returns
+    -------
+    dict
+        ``label``, ``confidence``, ``uncertain`` (top probability below ``threshold``),
+        ``threshold``, ``probabilities`` {emotion: p}, ``model``, ``version``, ``warnings``.
+    """
+    from .recognizer import uncertain_below
+
+    if audio is None:
+        raise AudioError("No audio: record or upload a clip first.")
+    threshold = uncertain_below() if threshold is None else float(threshold)
+    rec = _registry(registry).get(str(model))
+    out = rec.predict(audio, threshold=threshold).to_dict()
+    out["threshold"] = threshold
+    return out
+
+
+def _voiced_mask(y: np.ndarray, *, top_db: float) -> np.ndarray:
+    """Samples within ``top_db`` of the clip's loudest frame (the rule trimming uses)."""
+    import librosa
+
+    mask = np.zeros(len(y), dtype=bool)
+    for a, b in librosa.effects.split(y, top_db=top_db, frame_length=TRIM_FRAME_LENGTH,
+                                      hop_length=TRIM_HOP_LENGTH):
+        mask[a:b] = True
+    return mask
+
+
+def timeline(
+    audio: AudioSource,
+    model: str = "mlp",
+    *,
+    registry=None,
+    window_s: float = TIMELINE_WINDOW_S,
+    hop_s: float = TIMELINE_HOP_S,
+    threshold: float | None = None,
+) -> dict:
+    """The emotion over time: the recording cut into overlapping windows, each predicted.
+
+    Windows of ``window_s`` every ``hop_s`` seconds over the untrimmed recording (times are the
+    recording's own); the last window ends at the end. A window with less than the model's
+    ``min_voiced_s`` of voice (the trimming rule, relative to the whole clip's peak) is reported
+    as silence with no prediction; a voiced window is trimmed to its voice and predicted, as the
+    training clips were.
+
+    Returns
+    -------
+    dict
+        ``model``, ``version``, ``labels``, ``duration_s``, ``window_s``, ``hop_s``, ``threshold``,
+        ``windows`` [{``start_s``, ``end_s``, ``voiced``, ``label``, ``confidence``,
+        ``uncertain``, ``probabilities``}] (``None`` values for silent windows), and
+        ``dominant``: the label with the highest mean probability over voiced windows.
+    """
+    from .recognizer import uncertain_below
+
+    if audio is None:
+        raise AudioError("No audio: record or upload a clip first.")
+    if not (window_s > 0 and hop_s > 0):
+        raise ParameterError(f"Window and hop must be positive seconds, got {window_s} and {hop_s}.")
+    threshold = uncertain_below() if threshold is None else float(threshold)
+    rec = _registry(registry).get(str(model))
+    sr, min_voiced = int(rec.audio["sr"]), float(rec.audio["min_voiced_s"])
+    y = load_audio(audio, sr=sr, trim=False, min_voiced_s=min_voiced)
+    mask = _voiced_mask(y, top_db=float(rec.audio["top_db"]))
+    n, win, hop = len(y), int(round(window_s * sr)), int(round(hop_s * sr))
+    count = 1 if n <= win else 1 + math.ceil((n - win) / hop)
+    need = int(math.ceil(min_voiced * sr))
+    windows, probs = [], []
+    for i in range(count):
+        a = max(0, min(i * hop, n - win))
+        b = min(n, a + win)
+        voiced = np.flatnonzero(mask[a:b])
+        item = {"start_s": round(a / sr, 3), "end_s": round(b / sr, 3), "voiced": len(voiced) >= need,
+                "label": None, "confidence": None, "uncertain": None, "probabilities": None}
+        if item["voiced"]:
+            seg = y[a + voiced[0]: a + voiced[-1] + 1]
+            p = rec.predict_array(seg, threshold=threshold)
+            item.update(label=p.label, confidence=p.confidence, uncertain=p.uncertain,
+                        probabilities=p.probabilities)
+            probs.append([p.probabilities[lab] for lab in rec.labels])
+        windows.append(item)
+    if not probs:
+        raise AudioError(f"No {window_s:g} s window holds {min_voiced:g} s of voice; record closer to the "
+                         "microphone or upload speech.")
+    mean = np.mean(probs, axis=0)
+    return {
+        "model": rec.kind, "version": str(rec.metadata.get("version", "")), "labels": list(rec.labels),
+        "duration_s": round(n / sr, 3), "window_s": window_s, "hop_s": hop_s, "threshold": threshold,
+        "windows": windows, "dominant": rec.labels[int(mean.argmax())],
+    }
+
+
+def analyze(audio: AudioSource) -> dict:
+    """:func:`ser.signal_math.analyze` of a clip loaded as every model loads it (16 kHz, trimmed)."""
+    from .audio import SAMPLE_RATE
+    from .signal_math import analyze as _analyze
+
+    if audio is None:
+        raise AudioError("No audio: record or upload a clip first.")
+    return _analyze(load_audio(audio, sr=SAMPLE_RATE), sr=SAMPLE_RATE)
+
+
+# -- training ----------------------------------------------------------------------------------
+_TRAINING = threading.Lock()
+
+
+def training_in_progress() -> bool:
+    return _TRAINING.locked()
+
+
+def _train_jobs() -> int:
+    raw = os.environ.get("SER_TRAIN_JOBS", "1").strip() or "1"
+    try:
+        return int(raw)
+    except ValueError:
+        raise ParameterError(f"Setting SER_TRAIN_JOBS must be a whole number, got {raw!r}.") from None
+
+
+def train(
+    kind: str = "mlp",
+    data_dir: str | os.PathLike | None = None,
+    *,
+    registry=None,
+    speakers: str | Sequence[str] | None = None,
+    hidden: str | Sequence[int] | None = None,
+    alpha: float | None = None,
+    learning_rate: float | None = None,
+    batch_size: int | None = None,
+    search: bool = False,
+    n_iter: int = 8,
+    augment: bool = True,
+    importance: bool = True,
+    epochs: int | None = None,
+    seed: int = 0,
+    progress: Progress = _noop,
+) -> dict:
+    """Train, evaluate both protocols, save a new version, then serve it.
+
+    Only one run at a time per process: a second call while one runs raises :class:`BusyError`
+    at once. The served model changes (``registry.set``) only after ``save_pretrained`` has
+    completed, so predictions during training use the previous model.
+
+    Returns
+    -------
+    dict
+        :func:`training_summary` of the new version's metadata.
+    """
+    from .corpora import load_corpus
+
+    kind = str(kind).lower()
+    if kind not in TRAINABLE:
+        raise ParameterError(f"Cannot train {kind!r}; choose one of {', '.join(TRAINABLE)}.")
+    params: dict = {}
+    sizes = parse_hidden(hidden)
+    for name, value, ok in (("hidden_layer_sizes", sizes, True),
+                            ("alpha", alpha, alpha is None or alpha > 0),
+                            ("learning_rate_init", learning_rate, learning_rate is None or 0 < learning_rate < 1),
+                            ("batch_size", batch_size, batch_size is None or int(batch_size) >= 1)):
+        if not ok:
+            raise ParameterError(f"{name} must be positive (learning rate below 1), got {value!r}.")
+        if value is not None:
+            params[name] = int(value) if name == "batch_size" else value
+    if epochs is not None and int(epochs) < 1:
+        raise ParameterError(f"Epochs must be at least 1, got {epochs!r}.")
+    root = resolve_data_dir(data_dir)
+    registry = _registry(registry)
+    if not _TRAINING.acquire(blocking=False):
+        raise BusyError("A training run is already in progress; wait for it to finish (predictions keep "
+                        "using the current model meanwhile).")
+    try:
+        progress(0.0, f"reading {root.name}")
+        clips = select_speakers(load_corpus(root), speakers)
+        if len({c.speaker for c in clips}) < 2:
+            raise DataError("Training needs clips of at least 2 speakers (the speaker-independent protocol "
+                            "tests on speakers it did not train on).")
+
+        def scaled(fraction: float, message: str) -> None:  # saving takes the last 5 %
+            progress(0.95 * float(fraction), message)
+
+        if kind == "mlp":
+            from .augment import VARIANTS
+            from .training import train_mlp
+
+            rec, _ = train_mlp(clips, search=bool(search), n_iter=int(n_iter), params=params,
+                               variants=VARIANTS if augment else (), importance=bool(importance),
+                               seed=int(seed), n_jobs=_train_jobs(), progress=scaled, data_root=str(root))
+        else:
+            rec = _train_cnn(clips, root=root, epochs=epochs, batch_size=batch_size, augment=augment,
+                             seed=seed, progress=scaled)
+        progress(0.96, "saving the new version")
+        rec.save_pretrained(registry.root / kind)
+        registry.set(kind, rec)  # served from now on: the files are complete on disk
+        progress(1.0, "done")
+        return training_summary(rec.metadata)
+    finally:
+        _TRAINING.release()
+
+
+def _train_cnn(clips, *, root: Path, epochs, batch_size, augment: bool, seed: int, progress: Progress):
+    """:func:`ser.cnn.train_cnn` (imports TensorFlow on first use)."""
+    from .augment import VARIANTS
+    from .cnn import train_cnn
+
+    rec, _ = train_cnn(clips, epochs=None if epochs is None else int(epochs),
+                       batch_size=None if batch_size is None else int(batch_size),
+                       variants=VARIANTS if augment else (), seed=int(seed), n_jobs=_train_jobs(),
+                       progress=progress, data_root=str(root))
+    return rec
+
+
+def training_summary(metadata: dict) -> dict:
+    """What the app shows of a run: the metadata without file hashes and library versions."""
+    return {k: v for k, v in metadata.items() if k not in ("files", "library_versions")}
+
+
+# -- model versions ----------------------------------------------------------------------------
+def _brief_metrics(metrics: dict | None) -> dict | None:
+    if not metrics:
+        return None
+    return {k: metrics.get(k) for k in ("accuracy", "uar", "macro_f1", "n_test")}
+
+
+def list_models(registry=None) -> dict:
+    """Saved versions of every model kind, newest first, and which one each kind serves.
+
+    Returns
+    -------
+    dict
+        ``serving`` {kind: version or ``None`` (not loaded yet)}, ``versions`` [{``model``,
+        ``version``, ``created``, ``ok``, ``error``, ``serving``, ``speaker_independent``,
+        ``stratified`` (accuracy, uar, macro_f1, n_test), ``data`` (clips, speakers, corpora)}].
+    """
+    from .artifacts import list_versions
+    from .recognizer import MODEL_KINDS
+
+    registry = _registry(registry)
+    serving = registry.loaded()
+    rows = []
+    for kind in MODEL_KINDS:
+        for v in list_versions(registry.root / kind):
+            meta = v.get("metadata", {})
+            metrics = meta.get("metrics", {})
+            data = meta.get("data", {})
+            rows.append({
+                "model": kind, "version": v["version"], "created": meta.get("created"), "ok": v["ok"],
+                "error": v.get("error"), "serving": serving.get(kind) == v["version"],
+                "speaker_independent": _brief_metrics(metrics.get("speaker_independent")),
+                "stratified": _brief_metrics(metrics.get("stratified")),
+                "data": {k: data.get(k) for k in ("clips", "speakers", "corpora")} if data else None,
+            })
+    return {"serving": {k: serving.get(k) for k in MODEL_KINDS}, "versions": rows}
+
+
+def use_version(kind: str, version: str | None = None, *, registry=None) -> dict:
+    """Serve a saved version of ``kind`` (blank: the newest) from now on."""
+    from .recognizer import MODEL_KINDS
+
+    kind = str(kind).lower()
+    if kind not in MODEL_KINDS:
+        raise ParameterError(f"Unknown model {kind!r}; choose one of {', '.join(MODEL_KINDS)}.")
+    rec = _registry(registry).use_version(kind, (version or "").strip() or None)
+    return {"model": kind, "version": str(rec.metadata.get("version", "")), "warnings": list(rec.warnings)}
+
+
+def push_model(kind: str, repo_id: str, *, version: str | None = None, private: bool = False,
+               hf_token: str | None = None, registry=None) -> dict:
+    """Push a saved version (blank: the newest) of ``kind`` to a Hub model repo (:func:`ser.hub.push`)."""
+    from .hub import push
+
+    registry = _registry(registry)
+    folder = registry.root / str(kind).lower()
+    if (version or "").strip():
+        folder = folder / "versions" / version.strip()
+        if not folder.is_dir():
+            raise ModelError(f"No saved {kind} version {version.strip()}; see the Models tab for the list.")
+    return push(folder, (repo_id or "").strip(), private=bool(private), token=(hf_token or "").strip() or None)
+
+
+def pull_model(repo_id: str, revision: str | None = None, *, hf_token: str | None = None, registry=None) -> dict:
+    """Download a model repo (verified), load it and serve it for its kind (not saved locally)."""
+    from .hub import pull
+    from .recognizer import Recognizer
+
+    folder = pull((repo_id or "").strip(), revision=(revision or "").strip() or None,
+                  token=(hf_token or "").strip() or None)
+    rec = Recognizer.from_pretrained(folder)
+    _registry(registry).set(rec.kind, rec)
+    return {"model": rec.kind, "version": str(rec.metadata.get("version", "")), "repo_id": repo_id.strip(),
+            "revision": (revision or "").strip() or "main"}
+
+
+# -- start-up ----------------------------------------------------------------------------------
+def start_up(registry) -> list[str]:
+    """Load the served MLP before the first request; messages for the log.
+
+    With ``SER_MODEL_REPO`` (``user/name[@revision]``) the model is pulled from the Hub, falling
+    back to the bundled one; otherwise ``models_dir()/mlp``. A missing model is not fatal: the
+    app serves and each prediction says what is missing.
+    """
+    from .recognizer import Recognizer
+
+    messages = []
+    repo = None
+    if os.environ.get("SER_MODEL_REPO", "").strip():  # huggingface_hub is imported only then
+        try:
+            from .hub import repo_from_env
+
+            repo = repo_from_env()
+        except (ImportError, SerError) as e:
+            messages.append(f"SER_MODEL_REPO ignored: {e}")
+    try:
+        if repo is not None:
+            from .hub import pull_or_fallback
+
+            folder, message = pull_or_fallback(repo[0], registry.root / "mlp", revision=repo[1])
+            messages.append(message)
+            rec = Recognizer.from_pretrained(folder)
+            registry.set(rec.kind, rec)
+        else:
+            rec = registry.get("mlp")
+        messages.append(f"serving {rec.kind} {rec.metadata.get('version', '')}")
+        messages += rec.warnings
+    except SerError as e:
+        messages.append(f"no MLP loaded at start-up: {e}")
+    return messages
+
+
+def warm_up(registry, clip: str | os.PathLike | None = None, *, cnn: bool = True) -> None:
+    """Background warm-up after the server is up: one MLP prediction (compiles librosa's numba
+    kernels), then the CNN (imports TensorFlow) when one is saved. Errors are only logged."""
+    try:
+        if clip is not None and Path(clip).is_file():
+            registry.get("mlp").predict(clip)
+        if cnn and (registry.root / "cnn").exists():
+            registry.get("cnn")
+    except Exception as e:  # noqa: BLE001 - warm-up must never take the server down
+        log.warning("warm-up: %s", e)

@@ -1,0 +1,287 @@
+"""The app's API, through ``gradio_client`` against ``python app.py`` running in a subprocess.
+
+Every endpoint on real RAVDESS clips; bad files come back as readable errors and the server keeps
+serving; training (2 actors, no augmentation) saves and serves a new version while a second
+request is refused; public mode locks admin actions behind SER_ADMIN_TOKEN.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from app_server import REPO, free_port, models_copy, record_timing, running_app, server_env
+from audio_cases import make_cases
+
+gradio_client = pytest.importorskip("gradio_client")
+from gradio_client import Client, handle_file  # noqa: E402
+from gradio_client.exceptions import AppError  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+EMOTIONS = {"neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised"}
+MAX_BYTES = 2_000_000  # the server's upload limit in these tests (SER_MAX_BYTES)
+BAD = ["empty_file", "wav_header_only", "text_as_wav", "png_as_mp3", "too_short_0.1s", "digital_silence_10s"]
+
+
+@pytest.fixture(scope="module")
+def clips(ravdess_dir: Path) -> dict[str, Path]:
+    """Two real RAVDESS clips of actor 05 (angry, sad), not among the tiny model's actors."""
+    def one(code: str) -> Path:
+        found = sorted((ravdess_dir / "Actor_05").glob(f"03-01-{code}-02-01-01-05.*"))
+        if not found:
+            pytest.skip(f"RAVDESS clip of emotion {code} for actor 05 not found")
+        return found[0]
+
+    return {"angry": one("05"), "sad": one("04")}
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, ravdess_dir):
+    tmp = tmp_path_factory.mktemp("app-api")
+    models = models_copy(tmp / "models", ravdess_dir, kinds=("mlp", "cnn"))  # never the ensemble
+    env = server_env(models, free_port(), ravdess_dir, SER_MAX_BYTES=str(MAX_BYTES),
+                     GRADIO_TEMP_DIR=str(tmp / "gradio"))
+    with running_app(env, REPO / "test-output" / "app_api_server.log") as (url, startup_s):
+        record_timing("startup_s_api_tests", startup_s)
+        yield {"url": url, "models": models, "client": Client(url, verbose=False)}
+
+
+@pytest.fixture(scope="module")
+def client(server) -> Client:
+    return server["client"]
+
+
+@pytest.fixture(scope="module")
+def cases(tmp_path_factory):
+    return {c.name: c for c in make_cases(tmp_path_factory.mktemp("cases"))}
+
+
+def check_prediction(r: dict, *, model: str = "mlp") -> None:
+    assert set(r) >= {"label", "confidence", "uncertain", "threshold", "probabilities", "model", "version"}
+    assert r["label"] in EMOTIONS and r["model"] == model and r["version"].startswith("v")
+    assert set(r["probabilities"]) <= EMOTIONS
+    assert sum(r["probabilities"].values()) == pytest.approx(1.0, abs=1e-4)
+    assert r["confidence"] == pytest.approx(max(r["probabilities"].values()))
+    assert r["uncertain"] == (r["confidence"] < r["threshold"])
+    json.dumps(r, allow_nan=False)
+
+
+def test_every_action_is_a_named_endpoint(client):
+    api = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+    assert {"/predict", "/timeline", "/analyze", "/train", "/models", "/use_version", "/push", "/pull"} <= set(api)
+    assert not any(name.startswith("/show_") for name in api)  # renderers stay private
+    params = [p["parameter_name"] for p in api["/predict"]["parameters"]]
+    assert params == ["audio", "model"]
+
+
+def test_predict_a_ravdess_clip(client, clips):
+    check_prediction(client.predict(handle_file(str(clips["angry"])), "mlp", api_name="/predict"))
+    times = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        r = client.predict(handle_file(str(clips["sad"])), "mlp", api_name="/predict")
+        times.append(time.perf_counter() - t0)
+    check_prediction(r)
+    record_timing("predict_roundtrip_s_median", float(np.median(times)))
+
+
+def test_timeline_of_a_longer_recording(client, clips, tmp_path):
+    a, sr = sf.read(clips["angry"])
+    b, _ = sf.read(clips["sad"])
+    path = tmp_path / "angry_then_sad.wav"
+    sf.write(path, np.concatenate([a, np.zeros(sr // 2), b]), sr)
+    r = client.predict(handle_file(str(path)), "mlp", api_name="/timeline")
+    w = r["windows"]
+    assert len(w) >= 3 and r["dominant"] in EMOTIONS
+    assert r["duration_s"] == pytest.approx((len(a) + len(b)) / sr + 0.5, abs=0.01)
+    assert [x["start_s"] for x in w] == sorted(x["start_s"] for x in w)
+    assert w[0]["start_s"] == 0 and w[-1]["end_s"] == pytest.approx(r["duration_s"], abs=1e-3)
+    voiced = [x for x in w if x["voiced"]]
+    assert voiced and all(x["label"] in EMOTIONS and x["probabilities"] for x in voiced)
+    assert all(x["label"] is None for x in w if not x["voiced"])
+
+
+def test_analyze_a_ravdess_clip(client, clips):
+    r = client.predict(handle_file(str(clips["sad"])), api_name="/analyze")
+    assert r["sr"] == 16000 and r["fft"]["available"] and r["stft"]["available"]
+    assert r["parseval"]["relative_error"] < 1e-9
+    assert len(r["logmel"]["image"]) == 128
+    assert {"z", "laplace", "f0"} <= set(r)
+
+
+@pytest.mark.parametrize("name", BAD)
+def test_bad_files_give_readable_errors_and_the_app_keeps_serving(client, cases, clips, name):
+    case = cases[name]
+    with pytest.raises(AppError) as err:
+        client.predict(handle_file(str(case.path)), "mlp", api_name="/predict")
+    assert case.expect_error in str(err.value).lower()
+    check_prediction(client.predict(handle_file(str(clips["angry"])), "mlp", api_name="/predict"))
+
+
+def test_bad_files_on_the_other_audio_endpoints(client, cases):
+    with pytest.raises(AppError, match="silent"):
+        client.predict(handle_file(str(cases["digital_silence_10s"].path)), "mlp", api_name="/timeline")
+    with pytest.raises(AppError, match="not audio"):
+        client.predict(handle_file(str(cases["text_as_wav"].path)), api_name="/analyze")
+
+
+def test_uploads_above_the_size_limit_are_refused(client, tmp_path, clips):
+    big = tmp_path / "big.wav"
+    sf.write(big, np.random.default_rng(0).uniform(-0.5, 0.5, MAX_BYTES // 2 + 16000).astype(np.float32),
+             16000, subtype="PCM_16")
+    assert big.stat().st_size > MAX_BYTES
+    with pytest.raises(Exception, match="(?i)too large|exceeds|size"):
+        client.predict(handle_file(str(big)), "mlp", api_name="/predict")
+    check_prediction(client.predict(handle_file(str(clips["angry"])), "mlp", api_name="/predict"))
+
+
+def test_a_missing_model_is_a_readable_error(client, clips):
+    with pytest.raises(AppError, match="No ensemble model is saved"):
+        client.predict(handle_file(str(clips["angry"])), "ensemble", api_name="/predict")
+
+
+def test_predict_with_the_cnn_when_bundled(server, client, clips):
+    if not (server["models"] / "cnn").exists():
+        pytest.skip("no CNN bundled in models/cnn yet")
+    check_prediction(client.predict(handle_file(str(clips["angry"])), "cnn", api_name="/predict"), model="cnn")
+    r = client.predict(handle_file(str(clips["sad"])), "cnn", api_name="/timeline")
+    assert r["model"] == "cnn" and r["windows"]
+
+
+def test_models_lists_versions_with_metadata(client):
+    r = client.predict(api_name="/models")
+    mlp = [v for v in r["versions"] if v["model"] == "mlp"]
+    assert mlp and r["serving"]["mlp"] == mlp[0]["version"] and mlp[0]["serving"]
+    v = mlp[0]
+    assert v["ok"] and v["created"] and v["data"]["clips"] > 0
+    assert 0 <= v["speaker_independent"]["accuracy"] <= 1 and 0 <= v["stratified"]["uar"] <= 1
+
+
+def test_training_saves_and_serves_a_new_version_and_refuses_a_second_run(client, clips, ravdess_dir):
+    before = client.predict(api_name="/models")["serving"]["mlp"]
+    args = dict(kind="mlp", data_dir=str(ravdess_dir), speakers="01 02", hidden="64", alpha=0.01,
+                learning_rate=0.001, batch_size=64, epochs=5, augment=False, search=False, importance=False,
+                admin_token="")
+    out: dict = {}
+
+    def first():
+        try:
+            out["result"] = client.predict(**args, api_name="/train")
+        except Exception as e:  # noqa: BLE001 - reported below
+            out["result"] = e
+
+    runner = threading.Thread(target=first)
+    runner.start()
+    time.sleep(1.0)
+    t0 = time.perf_counter()
+    with pytest.raises(AppError, match="already in progress"):
+        client.predict(**args, api_name="/train")
+    assert time.perf_counter() - t0 < 10  # refused at once, not queued behind the first
+    during = client.predict(handle_file(str(clips["angry"])), "mlp", api_name="/predict")
+    runner.join(timeout=600)
+    result = out["result"]
+    assert isinstance(result, dict), result
+    if during["version"] != before:  # the first run may have finished already on a fast machine
+        assert during["version"] == result["version"]
+    assert set(result["metrics"]) == {"speaker_independent", "stratified"}
+    for m in result["metrics"].values():
+        assert 0 <= m["accuracy"] <= 1 and len(m["confusion"]) == len(m["labels"])
+    assert "files" not in result and "library_versions" not in result
+    listing = client.predict(api_name="/models")
+    assert listing["serving"]["mlp"] == result["version"] != before
+    assert client.predict(handle_file(str(clips["angry"])), "mlp", api_name="/predict")["version"] == result["version"]
+
+    # ... and the previous version can be served again
+    r = client.predict("mlp", before, "", api_name="/use_version")
+    assert r["version"] == before
+    assert client.predict(handle_file(str(clips["angry"])), "mlp", api_name="/predict")["version"] == before
+
+
+@pytest.mark.parametrize("folder", ["../../etc", "/etc", "{data}/../../../etc"])
+def test_training_reads_only_allowed_data_folders(client, ravdess_dir, folder):
+    with pytest.raises(AppError, match="outside the folders training may read"):
+        client.predict("mlp", folder.format(data=ravdess_dir), "01 02", "64", 0.01, 0.001, 64, 5, False, False,
+                       False, "", api_name="/train")
+
+
+def test_hub_actions_offline_give_readable_errors(client):
+    with pytest.raises(AppError, match="(?i)offline|reach|hub"):
+        client.predict("alice/ser-mlp", "", "", "", api_name="/pull")
+    with pytest.raises(AppError, match="Invalid repo id"):
+        client.predict("mlp", "", "not a repo", True, "", "", api_name="/push")
+
+
+def test_app_import_does_not_load_tensorflow():
+    code = "import sys, app; assert app.demo is not None; print('tensorflow' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120,
+                         env={**server_env(REPO / "models", 0, REPO)})
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "False"
+
+
+# -- public mode -------------------------------------------------------------------------------
+TOKEN = "s3cret-admin-token"
+
+
+@pytest.fixture(scope="module")
+def public_client(tmp_path_factory, ravdess_dir, server):
+    tmp = tmp_path_factory.mktemp("app-public")
+    env = server_env(server["models"], free_port(), ravdess_dir, SER_PUBLIC="1", SER_ADMIN_TOKEN=TOKEN,
+                     GRADIO_TEMP_DIR=str(tmp / "gradio"))
+    with running_app(env, REPO / "test-output" / "app_public_server.log") as (url, _):
+        yield Client(url, verbose=False)
+
+
+def test_public_server_locks_admin_actions_but_not_prediction(public_client, clips, ravdess_dir):
+    check_prediction(public_client.predict(handle_file(str(clips["angry"])), "mlp", api_name="/predict"))
+    for token in ("", "wrong"):
+        with pytest.raises(AppError, match="Admin token missing or wrong") as err:
+            public_client.predict("mlp", str(ravdess_dir), "01 02", "64", 0.01, 0.001, 64, 5, False, False, False,
+                                  token, api_name="/train")
+        assert TOKEN not in str(err.value)
+        with pytest.raises(AppError, match="Admin token missing or wrong"):
+            public_client.predict("mlp", "", token, api_name="/use_version")
+        with pytest.raises(AppError, match="Admin token missing or wrong"):
+            public_client.predict("alice/ser-mlp", "", "", token, api_name="/pull")
+    r = public_client.predict("mlp", "", TOKEN, api_name="/use_version")
+    assert r["model"] == "mlp" and TOKEN not in json.dumps(r)
+
+
+# -- renderers (what the page shows of the API's values), without a server ----------------------
+def _metrics(labels):
+    n = len(labels)
+    return {"accuracy": 0.5, "uar": 0.5, "macro_f1": 0.5, "macro_precision": 0.5, "n_test": 10,
+            "confusion": np.eye(n, dtype=int).tolist(), "labels": labels, "protocol": "words",
+            "error_analysis": [{"pair": ["calm", "sad"], "count": 3, "a_as_b": 2, "b_as_a": 1}]}
+
+
+def test_renderers_show_uncertain_results_and_both_kinds_of_training_run():
+    import plotly.graph_objects as go
+
+    import app
+
+    probs = {"calm": 0.3, "sad": 0.25, "angry": 0.45}
+    _, bar, verdict = app.show_prediction({"label": "angry", "confidence": 0.3, "uncertain": True,
+                                           "threshold": 0.35, "probabilities": probs, "model": "mlp",
+                                           "version": "v1", "warnings": []})
+    assert verdict.startswith("### Uncertain") and isinstance(bar, go.Figure)
+    labels = ["calm", "sad", "angry"]
+    base = {"model": "mlp", "version": "v1", "data": {"clips": 10, "speakers": 2},
+            "metrics": {"speaker_independent": _metrics(labels), "stratified": _metrics(labels)}}
+    md, cm_si, cm_st, extra, errors = app.show_training({**base, "feature_importance": {
+        "speaker_independent": {"mfcc": 0.1, "pitch": 0.02}}})
+    assert "Saved MLP v1" in md and "| stratified |" in md and "calm ↔ sad" in errors
+    assert "permuted" in extra.layout.title.text
+    curves = {"loss": [1.0, 0.8], "val_loss": [1.1, 0.9], "accuracy": [0.3, 0.4], "val_accuracy": [0.2, 0.3],
+              "best_epoch": 2, "folds": {"stratified": [{"val_loss": [1.2, 1.0], "val_accuracy": [0.2, 0.25]}]}}
+    _, _, _, extra, _ = app.show_training({**base, "model": "cnn", "history": curves})
+    assert "curves" in extra.layout.title.text

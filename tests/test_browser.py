@@ -1,0 +1,153 @@
+"""The app in a real browser: Playwright driving Debian's Chromium (never ``playwright install``).
+
+Upload a RAVDESS clip → an emotion is shown; record through the fake microphone (a voiced example
+clip fed with ``--use-file-for-fake-audio-capture``) → an emotion is shown; the math tab renders
+its plots; the train tab runs a short MLP training (2 actors) and shows both protocols' metrics.
+Screenshots of every tab go to ``test-output/screenshots/``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from app_server import REPO, free_port, models_copy, running_app, server_env
+
+sync_api = pytest.importorskip("playwright.sync_api")
+
+pytestmark = pytest.mark.slow
+
+CHROMIUM = os.environ.get("SER_CHROMIUM", "/usr/bin/chromium")
+SHOTS = REPO / "test-output" / "screenshots"
+MIC_CLIP = REPO / "examples" / "sharp.wav"  # 16 kHz mono PCM WAV, as Chromium's fake capture wants
+EMOTION_HEADING = re.compile(r"^(Neutral|Calm|Happy|Sad|Angry|Fearful|Disgust|Surprised|Uncertain)$")
+TIMEOUT_MS = 60_000
+
+
+@pytest.fixture(scope="module")
+def url(tmp_path_factory, ravdess_dir):
+    tmp = tmp_path_factory.mktemp("app-browser")
+    models = models_copy(tmp / "models", ravdess_dir)
+    env = server_env(models, free_port(), ravdess_dir, GRADIO_TEMP_DIR=str(tmp / "gradio"))
+    with running_app(env, REPO / "test-output" / "app_browser_server.log") as (served, _):
+        yield served
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(CHROMIUM).is_file() and shutil.which(CHROMIUM) is None:
+        pytest.skip(f"Chromium not found at {CHROMIUM} (apt-get install chromium; never playwright install)")
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
+            "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-quic",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync",
+            "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+            f"--use-file-for-fake-audio-capture={MIC_CLIP}"])
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser, url):
+    ctx = browser.new_context(permissions=["microphone"], viewport={"width": 1280, "height": 1000})
+    pg = ctx.new_page()
+    pg.set_default_timeout(TIMEOUT_MS)
+    pg.goto(url)
+    pg.locator("#predict-btn").wait_for()
+    yield pg
+    ctx.close()
+
+
+def shot(page, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def upload(page, path: Path) -> None:
+    page.locator("#audio input[type=file]").first.set_input_files(str(path))
+    page.locator("#audio button.play-pause-button, #audio audio").first.wait_for(state="attached")
+
+
+def verdict(page) -> str:
+    heading = page.locator("#verdict h3")
+    heading.wait_for()
+    return heading.inner_text().strip()
+
+
+@pytest.fixture(scope="module")
+def ravdess_clip(ravdess_dir) -> Path:
+    found = sorted((ravdess_dir / "Actor_05").glob("03-01-05-02-01-01-05.*"))
+    if not found:
+        pytest.skip("RAVDESS clip of actor 05 not found")
+    return found[0]
+
+
+def test_upload_shows_the_predicted_emotion(page, ravdess_clip):
+    upload(page, ravdess_clip)
+    page.locator("#predict-btn").click()
+    assert EMOTION_HEADING.match(verdict(page))
+    page.locator("#emotion").get_by_text(re.compile(r"\d+%")).first.wait_for()
+    page.locator("#probabilities .js-plotly-plot").wait_for()
+    assert "Probability of each emotion" in page.locator("#probabilities .gtitle").text_content()
+    page.locator("#timeline-note").get_by_text("one label covers it").wait_for()
+    shot(page, "1-predict-upload")
+
+
+def test_an_example_clip_long_enough_gets_a_timeline(page):
+    page.get_by_text("timeline.ogg", exact=True).click()  # one of the app's example clips
+    page.locator("#audio button.play-pause-button, #audio audio").first.wait_for(state="attached")
+    page.locator("#predict-btn").click()
+    verdict(page)
+    page.locator("#timeline .js-plotly-plot").wait_for()
+    assert "Dominant" in page.locator("#timeline-note").inner_text()
+    shot(page, "1-predict-timeline")
+
+
+def test_microphone_recording_is_predicted(page):
+    page.locator("#audio button[aria-label='Record audio']").click()
+    page.locator("#audio button.record-button").click()
+    page.wait_for_timeout(3000)
+    page.locator("#audio button.stop-button:visible").click()
+    page.locator("#audio button.play-pause-button, #audio audio").first.wait_for(state="attached")
+    page.locator("#predict-btn").click()
+    assert EMOTION_HEADING.match(verdict(page))
+    shot(page, "1-predict-microphone")
+
+
+def test_math_tab_renders_its_plots(page, ravdess_clip):
+    upload(page, ravdess_clip)
+    page.get_by_role("tab", name="Math analysis").click()
+    page.locator("#analyze-btn").click()
+    page.locator("#math-numbers").get_by_text("Parseval").wait_for()
+    for elem in ("spectrum", "pitch", "spectrogram", "logmel", "zplane", "response", "splane", "responses"):
+        page.locator(f"#math-{elem} .js-plotly-plot").wait_for()
+    assert "FFT of the whole clip" in page.locator("#math-spectrum .gtitle").text_content()
+    shot(page, "2-math")
+
+
+def test_train_tab_trains_a_small_mlp_and_shows_metrics(page):
+    page.get_by_role("tab", name="Train").click()
+    page.locator("#train-speakers textarea").fill("01 02")
+    page.locator("#train-hidden textarea").fill("64")
+    page.locator("#train-augment input").uncheck()
+    page.locator("#train-importance input").uncheck()
+    page.locator("#train-btn").click()
+    heading = page.locator("#train-metrics h3")
+    heading.wait_for(timeout=300_000)
+    assert heading.inner_text().startswith("Saved MLP v")
+    table = page.locator("#train-metrics table").inner_text()
+    assert "speaker independent" in table and "stratified" in table
+    page.locator("#train-cm-si .js-plotly-plot").wait_for()
+    page.locator("#train-cm-strat .js-plotly-plot").wait_for()
+    assert "Most confused pairs" in page.locator("#train-errors").inner_text()
+    shot(page, "3-train")
+    version = heading.inner_text().split()[-1]
+
+    page.get_by_role("tab", name="Models").click()
+    page.locator("#serving").get_by_text(version).wait_for()
+    assert version in page.locator("#versions").inner_text()
+    shot(page, "4-models")
