@@ -145,6 +145,11 @@ def show_prediction(result: dict):
             verdict)
 
 
+def clear_results():
+    """A new clip: the previous clip's results go."""
+    return (None, None, "Press Predict for this clip.", gr.Plot(value=None, visible=False), "")
+
+
 def show_timeline(result: dict):
     from ser.report_plots import timeline_figure
 
@@ -404,10 +409,13 @@ def build_demo() -> gr.Blocks:
                 action_json = gr.JSON(label="Result", elem_id="models-result")
 
         # -- wiring -----------------------------------------------------------------------------
-        predict_btn.click(predict, [audio, model], prediction_json, api_name="predict", **inference).success(
-            show_prediction, prediction_json, [label, bar, verdict], api_name="show_prediction", **render)
-        predict_btn.click(timeline, [audio, model], timeline_json, api_name="timeline", **inference,
-                          show_progress="hidden").success(
+        audio.change(clear_results, None, [label, bar, verdict, timeline_plot, timeline_note],
+                     api_name="clear_results", **render)
+        predicted = predict_btn.click(predict, [audio, model], prediction_json, api_name="predict", **inference)
+        predicted.success(show_prediction, prediction_json, [label, bar, verdict], api_name="show_prediction",
+                          **render)
+        predicted.success(timeline, [audio, model], timeline_json, api_name="timeline", show_progress_on=timeline_note,
+                          **inference).success(
             show_timeline, timeline_json, [timeline_plot, timeline_note], api_name="show_timeline", **render)
         analyze_btn.click(analyze, audio, analysis_json, api_name="analyze", show_progress_on=numbers,
                           **inference).success(

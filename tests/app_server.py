@@ -58,7 +58,8 @@ def models_copy(dest: Path, data_dir: Path, *, kinds: tuple[str, ...] = ("mlp",)
 
 def server_env(models_dir: Path, port: int, data_dir: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items()
-           if k not in ("SER_PUBLIC", "SER_SHARE", "SPACE_ID", "SER_ADMIN_TOKEN", "SER_MODEL_REPO")}
+           if k not in ("SER_PUBLIC", "SER_SHARE", "SPACE_ID", "SER_ADMIN_TOKEN", "SER_MODEL_REPO", "HF_TOKEN",
+                        "HUGGING_FACE_HUB_TOKEN", "HF_ENDPOINT")}
     env.update({
         "SER_MODELS_DIR": str(models_dir), "SER_DATA_DIR": str(data_dir), "GRADIO_SERVER_PORT": str(port),
         "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1",

@@ -29,6 +29,7 @@ pytestmark = pytest.mark.slow
 
 EMOTIONS = {"neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised"}
 MAX_BYTES = 2_000_000  # the server's upload limit in these tests (SER_MAX_BYTES)
+HF_TOKEN_ALICE = "hf_test_alice"
 BAD = ["empty_file", "wav_header_only", "text_as_wav", "png_as_mp3", "too_short_0.1s", "digital_silence_10s"]
 
 
@@ -45,11 +46,21 @@ def clips(ravdess_dir: Path) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory, ravdess_dir):
+def hub_endpoint():
+    """The in-memory Hub-compatible test server (tests/hub_server.py); alice has HF_TOKEN_ALICE."""
+    from hub_server import HubState, create_app, serve
+
+    with serve(create_app(HubState(tokens={HF_TOKEN_ALICE: "alice"}))) as endpoint:
+        yield endpoint
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, ravdess_dir, hub_endpoint):
     tmp = tmp_path_factory.mktemp("app-api")
     models = models_copy(tmp / "models", ravdess_dir, kinds=("mlp", "cnn"))  # never the ensemble
     env = server_env(models, free_port(), ravdess_dir, SER_MAX_BYTES=str(MAX_BYTES),
-                     GRADIO_TEMP_DIR=str(tmp / "gradio"))
+                     GRADIO_TEMP_DIR=str(tmp / "gradio"), HF_ENDPOINT=hub_endpoint, HF_HUB_OFFLINE="0",
+                     HF_HOME=str(tmp / "hf"))
     with running_app(env, REPO / "test-output" / "app_api_server.log") as (url, startup_s):
         record_timing("startup_s_api_tests", startup_s)
         yield {"url": url, "models": models, "client": Client(url, verbose=False)}
@@ -213,11 +224,26 @@ def test_training_reads_only_allowed_data_folders(client, ravdess_dir, folder):
                        False, "", api_name="/train")
 
 
-def test_hub_actions_offline_give_readable_errors(client):
-    with pytest.raises(AppError, match="(?i)offline|reach|hub"):
-        client.predict("alice/ser-mlp", "", "", "", api_name="/pull")
+def test_push_to_and_pull_from_the_hub(client, clips):
+    newest = [v["version"] for v in client.predict(api_name="/models")["versions"] if v["model"] == "mlp"][0]
+    pushed = client.predict("mlp", "", "alice/ser-app", True, HF_TOKEN_ALICE, "", api_name="/push")
+    assert pushed["tag"] == newest and pushed["private"] and "model.skops" in pushed["files"]
+    assert HF_TOKEN_ALICE not in json.dumps(pushed)
+    pulled = client.predict("alice/ser-app", newest, HF_TOKEN_ALICE, "", api_name="/pull")
+    assert pulled == {"model": "mlp", "version": newest, "repo_id": "alice/ser-app", "revision": newest}
+    assert client.predict(handle_file(str(clips["angry"])), "mlp", api_name="/predict")["version"] == newest
+    assert client.predict("mlp", "", "", api_name="/use_version")["version"] == newest  # the local files again
+
+
+def test_hub_actions_give_readable_errors(client):
     with pytest.raises(AppError, match="Invalid repo id"):
         client.predict("mlp", "", "not a repo", True, "", "", api_name="/push")
+    with pytest.raises(AppError, match="No Hugging Face token"):
+        client.predict("mlp", "", "alice/ser-app", True, "", "", api_name="/push")
+    with pytest.raises(AppError, match="(?i)not found|does not exist|no repo"):
+        client.predict("alice/no-such-repo", "", HF_TOKEN_ALICE, "", api_name="/pull")
+    with pytest.raises(AppError, match="No saved mlp version v1"):
+        client.predict("mlp", "v1", "alice/ser-app", True, HF_TOKEN_ALICE, "", api_name="/push")
 
 
 def test_app_import_does_not_load_tensorflow():
