@@ -75,6 +75,15 @@ def build_parser() -> argparse.ArgumentParser:
         _add_data_args(p)
         p.add_argument("--epochs", type=int, default=None, help="maximum epochs (early stopping decides)")
         p.add_argument("--batch-size", type=int, default=None, help="mini-batch size")
+        p.add_argument("--no-augment", action="store_true",
+                       help="train without the augmented copies (pitch +2, stretch 1.1x, noise 20 dB)")
+        if kind == "ensemble":
+            p.add_argument("--cnn", default=None, metavar="DIR",
+                           help="reuse a saved CNN (models/cnn) and the out-of-fold predictions saved with it "
+                                "instead of training one; the MLP is trained (and saved) as by `mlp`")
+            p.add_argument("--mlp", default=None, metavar="DIR",
+                           help="reuse a saved MLP (models/mlp) as the member; its out-of-fold predictions are "
+                                "recomputed with the settings in its metadata (checked against its metrics)")
         p.set_defaults(handler=_cmd_deep, kind=kind)
 
     p = sub.add_parser("predict", help="predict the emotion of files, a folder or a CSV",

@@ -30,6 +30,7 @@ __all__ = [
     "s_plane_figure",
     "responses_figure",
     "signal_math_figures",
+    "history_curves",
 ]
 
 ArrayLike = Sequence[float] | np.ndarray
@@ -425,3 +426,48 @@ def signal_math_figures(result: dict[str, Any]) -> dict[str, go.Figure]:
                           ("s_plane", "s-plane"), ("responses", "Impulse and step responses")):
             figs[key] = message_figure(z["message"], title=name)
     return figs
+
+
+def history_curves(history: dict, *, title: str = "CNN training curves", folds: bool = True) -> go.Figure:
+    """Accuracy (left) and loss (right) per epoch: training solid, validation dashed.
+
+    Parameters
+    ----------
+    history : dict
+        ``metadata["history"]`` of a CNN: lists ``accuracy``, ``val_accuracy``, ``loss``,
+        ``val_loss`` (one value per epoch), optionally ``best_epoch`` (1-based, marked) and
+        ``folds`` = ``{protocol: [fold history, ...]}`` whose validation curves are drawn faintly.
+    folds : bool
+        Draw the per-fold validation curves too.
+    """
+    colors = {"accuracy": "#1f77b4", "loss": "#d62728"}
+    data: list = []
+    if folds:
+        for protocol, runs in (history.get("folds") or {}).items():
+            for k, run in enumerate(runs):
+                for metric, axes in (("val_accuracy", ("x", "y")), ("val_loss", ("x2", "y2"))):
+                    values = run.get(metric) or []
+                    data.append(go.Scatter(
+                        x=np.arange(1, len(values) + 1), y=_clean(values), mode="lines", xaxis=axes[0],
+                        yaxis=axes[1], line=dict(width=1, color="#bbbbbb"), opacity=0.6, showlegend=False,
+                        name=f"{protocol} fold {k + 1} {metric}",
+                        hovertemplate=f"{protocol} fold {k + 1}: %{{y:.3f}}<extra>{metric}</extra>"))
+    for metric, axes in (("accuracy", ("x", "y")), ("loss", ("x2", "y2"))):
+        for prefix, dash, label in (("", "solid", "training"), ("val_", "dash", "validation")):
+            values = history.get(prefix + metric) or []
+            data.append(go.Scatter(x=np.arange(1, len(values) + 1), y=_clean(values), mode="lines+markers",
+                                   xaxis=axes[0], yaxis=axes[1], name=f"{label} {metric}",
+                                   line=dict(color=colors[metric], dash=dash, width=2), marker=dict(size=4)))
+    shapes, notes = [], []
+    best = history.get("best_epoch")
+    if best:
+        for xref in ("x", "x2"):
+            shapes.append(dict(type="line", x0=best, x1=best, y0=0, y1=1, xref=xref, yref="paper",
+                               line=dict(dash="dot", width=1.5, color="#555")))
+        notes.append(dict(x=best, y=1, xref="x", yref="paper", text=f"best epoch {best} (weights kept)",
+                          showarrow=False, xanchor="left", yanchor="bottom", font=dict(size=11, color="#555")))
+    return _figure(data, title, height=HEIGHT, shapes=shapes, annotations=notes,
+                   legend=dict(orientation="h", y=-0.25),
+                   xaxis=_axis("epoch", domain=[0.0, 0.45]), yaxis=_axis("accuracy", range=[0, 1]),
+                   xaxis2=_axis("epoch", domain=[0.55, 1.0], anchor="y2"),
+                   yaxis2=_axis("loss (cross-entropy)", anchor="x2"))

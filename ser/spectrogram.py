@@ -85,7 +85,8 @@ def logmel(y: np.ndarray, *, config: SpectrogramConfig = SpectrogramConfig()) ->
     mel = _mel_basis(config) @ spec
     ref = max(float(mel.max()), 1e-10)
     db = 10.0 * np.log10(np.maximum(mel, ref * 10 ** (-config.top_db / 10)) / ref)
-    return ((db + config.top_db / 2) / (config.top_db / 2)).astype(np.float32)
+    scaled = (db + config.top_db / 2) / (config.top_db / 2)
+    return np.clip(scaled, -1.0, 1.0).astype(np.float32)  # float rounding left the floor at -1 - 2e-7
 
 
 def logmel_windows(y: np.ndarray, *, config: SpectrogramConfig = SpectrogramConfig()) -> np.ndarray:

@@ -1,0 +1,152 @@
+"""The MLP + CNN ensemble: combination of out-of-fold results, prediction, a self-contained folder."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from ser.corpora import Clip
+from ser.errors import ModelError
+from ser.evaluate import ProtocolResult
+from ser.recognizer import Recognizer
+
+SR = 16_000
+LABELS = ["neutral", "calm", "happy", "sad"]
+
+
+def voice(f0: float, seconds: float = 1.5) -> np.ndarray:
+    t = np.arange(int(seconds * SR)) / SR
+    y = sum(np.sin(2 * np.pi * k * f0 * t) / k for k in range(1, 8)) * (0.6 + 0.4 * np.cos(2 * np.pi * 3 * t))
+    return (0.3 * y / np.abs(y).max()).astype(np.float32)
+
+
+def _result(protocol, labels, test_index, proba, y_true) -> ProtocolResult:
+    return ProtocolResult(protocol, list(labels), np.asarray(test_index), np.asarray(proba, float),
+                          np.asarray(y_true))
+
+
+def test_combine_results_aligns_rows_and_columns():
+    from ser.ensemble import combine_results
+
+    clips = [Clip(f"/x/{i}.wav", LABELS[i % 4], f"c_{i // 4}", "male", "c") for i in range(8)]
+    rng = np.random.default_rng(0)
+    p_mlp = rng.dirichlet(np.ones(4), size=8)
+    p_cnn = rng.dirichlet(np.ones(4), size=8)
+    y = np.array([i % 4 for i in range(8)])
+    mlp = _result("stratified", LABELS, np.arange(8), p_mlp, y)
+    # the CNN lists its clips in another order and its columns sorted by name
+    perm = rng.permutation(8)
+    cols = [LABELS.index(lab) for lab in sorted(LABELS)]
+    cnn = _result("stratified", sorted(LABELS), perm, p_cnn[perm][:, cols], y[perm])
+    out = combine_results({"mlp": mlp, "cnn": cnn}, {"mlp": 0.25, "cnn": 0.75}, clips)
+    assert list(out.test_index) == list(range(8)) and out.labels == LABELS
+    assert np.allclose(out.proba, 0.25 * p_mlp + 0.75 * p_cnn)
+    assert out.metrics["accuracy"] == pytest.approx(np.mean((0.25 * p_mlp + 0.75 * p_cnn).argmax(1) == y))
+    assert set(out.metrics["members"]) == {"mlp", "cnn"} and out.metrics["n_test"] == 8
+    other = _result("stratified", LABELS, np.arange(1, 9), p_cnn, y)
+    with pytest.raises(ModelError, match="different clips"):
+        combine_results({"mlp": mlp, "cnn": other}, {"mlp": 0.5, "cnn": 0.5}, clips + clips[:1])
+
+
+@pytest.fixture(scope="module")
+def members():
+    """A real (tiny) MLP and CNN: a fitted Pipeline on random features and an untrained tiny CNN."""
+    pytest.importorskip("keras")
+    from ser.cnn import CNNRecognizer, build_cnn
+    from ser.features import feature_names
+    from ser.mlp import fit_pipeline
+    from ser.recognizer import MLPRecognizer
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((40, len(feature_names())))
+    y = np.array(LABELS * 10)
+    mlp = MLPRecognizer(fit_pipeline(X, y, hidden_layer_sizes=(8,), batch_size=16), labels=LABELS)
+    cnn = CNNRecognizer(build_cnn((128, 128), 4, filters=(4, 8), seed=0), labels=LABELS)
+    return {"mlp": mlp, "cnn": cnn}
+
+
+def test_predict_proba_is_the_weighted_mean_of_members(members):
+    from ser.ensemble import EnsembleRecognizer
+
+    ens = EnsembleRecognizer(members, weights={"mlp": 1.0, "cnn": 3.0})
+    assert ens.weights == {"mlp": 0.25, "cnn": 0.75}
+    y = voice(180.0)
+    expected = 0.25 * members["mlp"].predict_proba(y) + 0.75 * members["cnn"].predict_proba(y)
+    assert np.allclose(ens.predict_proba(y), expected, atol=1e-9)
+    assert ens.predict_array(y).model == "ensemble"
+
+
+def test_bad_weights_are_refused(members):
+    from ser.ensemble import EnsembleRecognizer
+
+    with pytest.raises(ModelError, match="do not match"):
+        EnsembleRecognizer(members, weights={"mlp": 1.0})
+    with pytest.raises(ModelError, match="non-negative"):
+        EnsembleRecognizer(members, weights={"mlp": -1.0, "cnn": 1.0})
+
+
+def test_saved_ensemble_is_self_contained_and_served_by_ser_predict(members, tmp_path, monkeypatch):
+    import shutil
+
+    import soundfile as sf
+
+    import ser.recognizer as recognizer
+    from ser.ensemble import EnsembleRecognizer
+
+    ens = EnsembleRecognizer(members)
+    folder = ens.save_pretrained(tmp_path / "models" / "ensemble", metadata={"metrics": {}})
+    config = json.loads((folder / "config.json").read_text())
+    assert config["model_type"] == "ensemble" and config["weights"] == {"mlp": 0.5, "cnn": 0.5}
+    for name, model_file in (("mlp", "model.skops"), ("cnn", "model.keras")):
+        assert (folder / name / model_file).is_file() and (folder / name / "metadata.json").is_file()
+    meta = json.loads((folder / "metadata.json").read_text())
+    assert meta["model"] == "ensemble" and "cnn/model.keras" in meta["files"]
+
+    # moved elsewhere alone (as on the Hub), it still loads and predicts the same
+    alone = tmp_path / "alone"
+    shutil.copytree(tmp_path / "models" / "ensemble", alone)
+    shutil.rmtree(tmp_path / "models")
+    y = voice(200.0)
+    wav = tmp_path / "clip.wav"
+    sf.write(wav, y, SR, subtype="FLOAT")
+    loaded = Recognizer.from_pretrained(alone)
+    assert type(loaded).__name__ == "EnsembleRecognizer" and set(loaded.members) == {"mlp", "cnn"}
+    assert np.allclose(loaded.predict(wav).confidence, ens.predict(wav).confidence, atol=1e-9)
+
+    monkeypatch.setenv("SER_MODELS_DIR", str(tmp_path / "served"))
+    shutil.copytree(alone, tmp_path / "served" / "ensemble")
+    monkeypatch.setattr(recognizer, "_DEFAULT", None)
+    p = recognizer.predict(str(wav), model="ensemble")
+    assert p.model == "ensemble" and p.probabilities == ens.predict(wav).probabilities
+
+
+def test_tampered_member_file_is_detected(members, tmp_path):
+    from ser.ensemble import EnsembleRecognizer
+
+    folder = EnsembleRecognizer(members).save_pretrained(tmp_path / "ensemble")
+    with open(folder / "cnn" / "model.keras", "ab") as f:
+        f.write(b"tampered")
+    with pytest.raises(ModelError, match="model.keras"):
+        Recognizer.from_pretrained(folder)
+
+
+def test_build_ensemble_metadata_has_the_member_keys(members):
+    from ser.ensemble import build_ensemble
+
+    clips = [Clip(f"/x/{i}.wav", LABELS[i % 4], f"c_{i // 4}", "male", "c") for i in range(8)]
+    y = np.array([i % 4 for i in range(8)])
+    rng = np.random.default_rng(1)
+    results = {n: {p: _result(p, LABELS, np.arange(8), rng.dirichlet(np.ones(4), size=8), y)
+                   for p in ("speaker_independent", "stratified")} for n in ("mlp", "cnn")}
+    rec, report = build_ensemble(members, results, clips)
+    meta = rec.metadata
+    assert meta["model"] == "ensemble"
+    assert set(meta["metrics"]) == {"speaker_independent", "stratified"}
+    for key in ("accuracy", "macro_precision", "macro_recall", "macro_f1", "uar", "confusion", "labels",
+                "report", "protocol", "n_test"):
+        assert key in meta["metrics"]["stratified"], key
+    for key in ("params", "preprocessing", "data", "library_versions", "created"):
+        assert key in meta
+    assert set(rec.oof) == {"speaker_independent", "stratified"}
