@@ -322,7 +322,7 @@ def build_demo() -> gr.Blocks:
                             "(16 kHz, silence trimmed).")
                 analyze_btn = gr.Button("Analyze the current clip", variant="primary", elem_id="analyze-btn")
                 numbers = gr.Markdown(elem_id="math-numbers")
-                analysis_json = gr.JSON(visible=False, elem_id="analysis-json")
+                analysis_json = gr.JSON(label="analysis", visible=False, elem_id="analysis-json")
                 plots = {}
                 with gr.Row():
                     plots["spectrum"] = gr.Plot(label="FFT", elem_id="math-spectrum")
@@ -347,9 +347,9 @@ def build_demo() -> gr.Blocks:
                                               label="Data folder", elem_id="train-data",
                                               info="RAVDESS/TESS/EMO-DB layout or manifest.csv; must lie under "
                                                    "an allowed data root")
-                        speakers = gr.Textbox(label="Speakers (blank: all)", placeholder="e.g. 01 02 03 04",
+                        speakers = gr.Textbox(value="", label="Speakers (blank: all)", placeholder="e.g. 01 02 03 04",
                                               elem_id="train-speakers")
-                        token = gr.Textbox(label="Admin token", type="password", elem_id="train-token",
+                        token = gr.Textbox(value="", label="Admin token", type="password", elem_id="train-token",
                                            info=token_info)
                     with gr.Column():
                         hidden = gr.Textbox(value=" ".join(map(str, DEFAULT_PARAMS["hidden_layer_sizes"])),
@@ -379,7 +379,7 @@ def build_demo() -> gr.Blocks:
                 with gr.Row():
                     extra = gr.Plot(label="Feature importance / validation curves", elem_id="train-extra")
                     errors_md = gr.Markdown(elem_id="train-errors")
-                train_json = gr.JSON(visible=False, elem_id="train-json")
+                train_json = gr.JSON(label="training run", visible=False, elem_id="train-json")
 
             # 4. Models --------------------------------------------------------------------
             with gr.Tab("Models", id="models", elem_id="tab-models") as models_tab:
@@ -387,20 +387,20 @@ def build_demo() -> gr.Blocks:
                 table = gr.Dataframe(headers=VERSION_COLUMNS, interactive=False, elem_id="versions",
                                      wrap=True)
                 refresh_btn = gr.Button("Refresh", elem_id="models-refresh")
-                models_json = gr.JSON(visible=False, elem_id="models-json")
+                models_json = gr.JSON(label="models", visible=False, elem_id="models-json")
                 with gr.Row():
                     m_kind = gr.Radio(MODEL_CHOICES, value="mlp", label="Model", elem_id="models-kind")
                     m_version = gr.Dropdown(choices=[""], value="", label="Version (blank: newest)",
                                             allow_custom_value=True, elem_id="models-version")
-                    m_token = gr.Textbox(label="Admin token", type="password", elem_id="models-token",
+                    m_token = gr.Textbox(value="", label="Admin token", type="password", elem_id="models-token",
                                          info=token_info)
                 use_btn = gr.Button("Serve this version", variant="primary", elem_id="use-btn")
                 with gr.Accordion("Hugging Face Hub", open=False):
                     with gr.Row():
-                        repo_id = gr.Textbox(label="Repo id", placeholder="user/ser-mlp", elem_id="hub-repo")
-                        revision = gr.Textbox(label="Revision to pull (branch, tag or commit; blank: main)",
+                        repo_id = gr.Textbox(value="", label="Repo id", placeholder="user/ser-mlp", elem_id="hub-repo")
+                        revision = gr.Textbox(value="", label="Revision to pull (branch, tag or commit; blank: main)",
                                               elem_id="hub-revision")
-                        hf_token = gr.Textbox(label="Hub token (blank: the server's HF_TOKEN)", type="password",
+                        hf_token = gr.Textbox(value="", label="Hub token (blank: the server's HF_TOKEN)", type="password",
                                               elem_id="hub-token")
                         private = gr.Checkbox(label="Private repo", value=True, elem_id="hub-private")
                     with gr.Row():
