@@ -462,8 +462,9 @@ def main(argv: list[str] | None = None) -> int:
         log.info(message)
     if args.share and os.environ.get("SPACE_ID"):
         args.share = False  # a Space is already public; Gradio ignores share there
+    # run_history off: the browser would keep every call's inputs, admin and Hub tokens included
     launch = dict(server_name=args.host, server_port=args.port, max_file_size=max_bytes(),
-                  prevent_thread_lock=True, show_error=False)
+                  prevent_thread_lock=True, show_error=False, run_history=False)
     if not args.share:
         app.launch(share=False, **launch)
     else:
