@@ -40,6 +40,14 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-save", action="store_true", help="evaluate only; do not save a new version")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     p.add_argument("--jobs", type=int, default=-1, help="parallel workers for features/search (-1: all cores)")
+    _add_scheduler_arg(p)
+
+
+def _add_scheduler_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="run the parallel work (feature extraction, search, prediction) on a Dask cluster, "
+                        "e.g. tcp://host:8786; default: a local process pool (see ser/cluster.py for what "
+                        "each worker needs)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -90,7 +98,15 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Predict emotions; one row per file; unreadable files get an error column.")
     p.add_argument("inputs", nargs="+", help="audio files, folders or a CSV with a path column")
     p.add_argument("--model", default="mlp", help="mlp, cnn, ensemble, or a model folder (default: %(default)s)")
-    p.add_argument("--out", default=None, help="write a CSV here instead of printing")
+    p.add_argument("--out", default=None,
+                   help="append rows to this CSV; files already in it are skipped, so a rerun resumes "
+                        "(default: CSV on stdout)")
+    p.add_argument("--jobs", type=int, default=-1, help="worker processes (-1: all cores; default: %(default)s)")
+    p.add_argument("--chunk", type=int, default=32, help="files per task (default: %(default)s)")
+    p.add_argument("--retry-errors", action="store_true",
+                   help="try again the files that have an error in --out (their old rows are removed)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_scheduler_arg(p)
     p.set_defaults(handler=_cmd_predict)
 
     try:
@@ -187,7 +203,8 @@ def _cmd_deep(args) -> int:
 def _cmd_predict(args) -> int:
     from .batch import predict_many
 
-    return predict_many(args.inputs, model=args.model, out=args.out)
+    return predict_many(args.inputs, model=args.model, out=args.out, n_jobs=args.jobs, chunk=args.chunk,
+                        scheduler=args.scheduler, retry_errors=args.retry_errors, progress=not args.no_progress)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -199,6 +216,11 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
     try:
+        if getattr(args, "scheduler", None) and args.command != "predict":
+            from .cluster import parallel_context
+
+            with parallel_context(args.scheduler):  # joblib work (features, search) runs on the cluster
+                return int(args.handler(args) or 0)
         return int(args.handler(args) or 0)
     except SerError as e:
         print(f"error: {e}", file=sys.stderr)

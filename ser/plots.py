@@ -30,6 +30,7 @@ __all__ = [
     "s_plane_figure",
     "responses_figure",
     "signal_math_figures",
+    "emotion_timeline_figure",
     "history_curves",
 ]
 
@@ -471,3 +472,114 @@ def history_curves(history: dict, *, title: str = "CNN training curves", folds: 
                    xaxis=_axis("epoch", domain=[0.0, 0.45]), yaxis=_axis("accuracy", range=[0, 1]),
                    xaxis2=_axis("epoch", domain=[0.55, 1.0], anchor="y2"),
                    yaxis2=_axis("loss (cross-entropy)", anchor="x2"))
+
+
+#: One colour per canonical emotion (as in the app's other figures), stable across figures.
+EMOTION_COLORS = {
+    "neutral": "#7f7f7f", "calm": "#17becf", "happy": "#ffbf00", "sad": "#1f77b4",
+    "angry": "#d62728", "fearful": "#9467bd", "disgust": "#2ca02c", "surprised": "#ff7f0e",
+    "boredom": "#8c564b",
+}
+
+
+def _rgba(hex_color: str, alpha: float) -> str:
+    h = hex_color.lstrip("#")
+    r, g, b = (int(h[i:i + 2], 16) for i in (0, 2, 4))
+    return f"rgba({r},{g},{b},{alpha:.2f})"
+
+
+def emotion_timeline_figure(
+    starts_s: ArrayLike,
+    ends_s: ArrayLike,
+    emotions: Sequence[str],
+    confidences: ArrayLike,
+    *,
+    labels: Sequence[str] | None = None,
+    duration_s: float | None = None,
+    envelope_t: ArrayLike | None = None,
+    envelope_min: ArrayLike | None = None,
+    envelope_max: ArrayLike | None = None,
+    title: str = "Emotion over time",
+) -> go.Figure:
+    """The waveform (top) and one lane per emotion (bottom) on one time axis: zooming one zooms both.
+
+    Each voiced segment is a bar in its emotion's lane, and the same span is shaded in the
+    emotion's colour over the waveform; hovering a bar gives its times and confidence (also its
+    marker's opacity). Built in one ``go.Figure(data, layout)`` call with one trace per emotion,
+    so an hour of speech (about a thousand segments) stays light.
+
+    Parameters
+    ----------
+    starts_s, ends_s : array [shape=(n_segments,)]
+        Segment bounds in seconds.
+    emotions : sequence of str [n_segments]
+    confidences : array [shape=(n_segments,)]
+        Probability of each segment's emotion.
+    labels : sequence of str, optional
+        Lanes, top to bottom (default: the emotions present, in order of appearance).
+    duration_s : float, optional
+        Length of the recording (the x range).
+    envelope_t, envelope_min, envelope_max : array [shape=(n_points,)], optional
+        Waveform envelope (``ser.timeline.envelope``); without it only the lanes are drawn.
+    """
+    starts = np.asarray(starts_s, dtype=float)
+    ends = np.asarray(ends_s, dtype=float)
+    conf = np.asarray(confidences, dtype=float)
+    emotions = [str(e) for e in emotions]
+    lanes = list(labels) if labels is not None else list(dict.fromkeys(emotions))
+    has_wave = envelope_t is not None and len(envelope_t) > 0
+    end = float(duration_s) if duration_s else float(ends.max() if len(ends) else 1.0)
+    data: list = []
+    lo = hi = 1.0
+    if has_wave:
+        t, lo_v, hi_v = _clean(envelope_t), _clean(envelope_min), _clean(envelope_max)
+        lo = float(np.nanmin(np.asarray(envelope_min, dtype=float))) if len(envelope_min) else -1.0
+        hi = float(np.nanmax(np.asarray(envelope_max, dtype=float))) if len(envelope_max) else 1.0
+        lo, hi = min(lo, -1e-3), max(hi, 1e-3)
+        data.append(go.Scatter(x=t, y=hi_v, mode="lines", line=dict(width=0.5, color="#666"), xaxis="x",
+                               yaxis="y", showlegend=False, hoverinfo="skip", name="waveform max"))
+        data.append(go.Scatter(x=t, y=lo_v, mode="lines", line=dict(width=0.5, color="#666"), fill="tonexty",
+                               fillcolor="rgba(102,102,102,0.55)", xaxis="x", yaxis="y", showlegend=False,
+                               hoverinfo="skip", name="waveform"))
+    for lab in lanes:
+        idx = [i for i, e in enumerate(emotions) if e == lab]
+        color = EMOTION_COLORS.get(lab, "#636efa")
+        if has_wave and idx:
+            xs: list = []
+            ys: list = []
+            for i in idx:
+                xs += [starts[i], ends[i], ends[i], starts[i], starts[i], None]
+                ys += [lo, lo, hi, hi, lo, None]
+            data.append(go.Scatter(x=xs, y=ys, mode="lines", fill="toself", fillcolor=_rgba(color, 0.22),
+                                   line=dict(width=0), xaxis="x", yaxis="y", showlegend=False,
+                                   hoverinfo="skip", name=f"{lab} (waveform)", legendgroup=lab))
+        bx: list = []
+        by: list = []
+        for i in idx:
+            bx += [starts[i], ends[i], None]
+            by += [lab, lab, None]
+        data.append(go.Scatter(x=bx, y=by, mode="lines", line=dict(width=14, color=color), xaxis="x",
+                               yaxis="y2", name=lab, legendgroup=lab, hoverinfo="skip",
+                               showlegend=bool(idx)))
+        data.append(go.Scatter(
+            x=[(starts[i] + ends[i]) / 2 for i in idx], y=[lab] * len(idx), mode="markers", xaxis="x",
+            yaxis="y2", showlegend=False, legendgroup=lab, name=lab,
+            marker=dict(size=9, color=color, opacity=[float(np.clip(conf[i], 0.15, 1.0)) for i in idx],
+                        line=dict(width=1, color="#222")),
+            customdata=[[starts[i], ends[i], conf[i]] for i in idx],
+            hovertemplate=f"{lab}<br>%{{customdata[0]:.2f}}–%{{customdata[1]:.2f}} s"
+                          "<br>confidence %{customdata[2]:.0%}<extra></extra>"))
+    lane_top = 0.56 if has_wave else 1.0
+    layout: dict[str, Any] = dict(
+        xaxis=_axis("time (s)", range=[0, end], anchor="y2"),
+        yaxis2=_axis("", domain=[0.0, lane_top - 0.04 if has_wave else 1.0], type="category",
+                     categoryorder="array", categoryarray=list(reversed(lanes)), anchor="x"),
+        legend=dict(orientation="h", y=-0.18), hovermode="closest",
+    )
+    if has_wave:
+        layout["yaxis"] = _axis("amplitude", domain=[lane_top, 1.0], range=[lo * 1.05, hi * 1.05], anchor="x",
+                                zeroline=False)
+    else:
+        layout["yaxis"] = dict(visible=False, domain=[0.99, 1.0])
+    height = 260 + 22 * len(lanes) + (170 if has_wave else 0)
+    return _figure(data, title, height=height, **layout)

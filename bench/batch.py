@@ -1,0 +1,82 @@
+"""Time batch prediction of the 1440 RAVDESS clips: clips per second, parallel against one process.
+
+Three runs of :func:`ser.batch.predict_files` over the same files and model, in this order:
+
+1. baseline: one process, clip after clip (``n_jobs=1``);
+2. joblib's local process pool with ``--jobs`` workers (default 2, this machine's cores),
+   timed after one warm-up chunk so worker start-up (imports, model load) is shown apart;
+3. with ``--dask``: a ``distributed.LocalCluster`` of ``--jobs`` worker processes of one thread
+   each, through ``--scheduler`` exactly as on a real cluster (cluster start-up shown apart).
+
+Every run's rows are compared with the baseline's: they must be identical. Prints figures only.
+Usage::
+
+    python bench/batch.py [--limit 1440] [--jobs 2] [--model mlp] [--dask]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+
+def run(paths, **kwargs) -> tuple[list[dict], float]:
+    from ser.batch import predict_files
+
+    t0 = time.perf_counter()
+    rows = [r for chunk in predict_files(paths, progress=False, **kwargs) for r in chunk]
+    return rows, time.perf_counter() - t0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--limit", type=int, default=1440)
+    ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--model", default="mlp")
+    ap.add_argument("--dask", action="store_true", help="also run on a 2-worker Dask LocalCluster")
+    ap.add_argument("--skip-baseline", action="store_true")
+    args = ap.parse_args()
+
+    from ser.batch import expand_inputs
+    from ser.recognizer import get_recognizer
+
+    env = os.environ.get("SER_DATA_DIR")
+    root = Path(env) if env else REPO.parent / "shared" / "data" / "ravdess"
+    paths = expand_inputs([root])[: args.limit]
+    rec = get_recognizer(args.model)
+    n = len(paths)
+    print(f"{n} clips of {root}; model {rec.kind} {rec.metadata.get('version', '')}; cores: {os.cpu_count()}; "
+          f"load average: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+    run(paths[:8], model=rec)  # warm-up of this process: numba kernels, filterbanks
+    base = None
+    if not args.skip_baseline:
+        base, t = run(paths, model=rec, n_jobs=1)
+        print(f"baseline, one process:            {n / t:6.1f} clips/s ({t:.1f} s)")
+    t0 = time.perf_counter()
+    run(paths[:2 * args.jobs], model=rec, n_jobs=args.jobs, chunk=1)  # starts the workers
+    start = time.perf_counter() - t0
+    rows, t = run(paths, model=rec, n_jobs=args.jobs)
+    print(f"joblib pool, {args.jobs} processes:        {n / t:6.1f} clips/s ({t:.1f} s; worker start-up "
+          f"{start:.1f} s before)" + ("" if base is None else f"; identical to baseline: {rows == base}"))
+    base = rows if base is None else base
+    if args.dask:
+        from distributed import LocalCluster
+
+        t0 = time.perf_counter()
+        with LocalCluster(n_workers=args.jobs, threads_per_worker=1, processes=True,
+                          dashboard_address=None) as cluster:
+            start = time.perf_counter() - t0
+            run(paths[:2 * args.jobs], model=rec, scheduler=cluster.scheduler_address, chunk=1)
+            rows, t = run(paths, model=rec, scheduler=cluster.scheduler_address)
+        print(f"Dask LocalCluster, {args.jobs} workers:    {n / t:6.1f} clips/s ({t:.1f} s; cluster start-up "
+              f"{start:.1f} s before); identical to baseline: {rows == base}")
+
+
+if __name__ == "__main__":
+    main()
