@@ -74,7 +74,7 @@ def predict(audio: str | None, model: str = "mlp") -> dict:
 
 @user_errors
 def timeline(audio: str | None, model: str = "mlp") -> dict:
-    """The emotion over time: 3 s windows every 1.5 s, each with its probabilities (silence marked)."""
+    """The emotion over time: each voiced segment (VAD, at most 4 s) with its emotion and probabilities."""
     return service.timeline(audio, model, registry=REGISTRY)
 
 
@@ -151,20 +151,20 @@ def clear_results():
 
 
 def show_timeline(result: dict):
-    from ser.report_plots import timeline_figure
+    from ser.timeline import figure
 
-    windows = result["windows"]
-    if result["duration_s"] < service.TIMELINE_MIN_S or len(windows) < 2:
+    segments, summary = result["segments"], result["summary"]
+    if not segments:
+        return gr.Plot(value=None, visible=False), "No voiced segment was found for a timeline."
+    if result["duration_s"] < service.TIMELINE_MIN_S or len(segments) < 2:
         return (gr.Plot(value=None, visible=False),
                 f"The recording lasts {result['duration_s']:.1f} s: one label covers it "
                 f"(a timeline is drawn from {service.TIMELINE_MIN_S:g} s).")
-    labels = result["labels"]
-    fig = timeline_figure([w["start_s"] for w in windows], [w["end_s"] for w in windows], labels,
-                          [None if w["probabilities"] is None else [w["probabilities"][k] for k in labels]
-                           for w in windows],
-                          title=f"Emotion over time ({result['window_s']:g} s windows every {result['hop_s']:g} s)")
-    seq = " → ".join(w["label"] or "silence" for w in windows)
-    return gr.Plot(value=fig, visible=True), f"**Dominant: {result['dominant']}**. Windows: {seq}"
+    seconds = ", ".join(f"{k} {v:.1f} s" for k, v in sorted(summary["seconds"].items(), key=lambda kv: -kv[1])
+                        if v > 0)
+    return (gr.Plot(value=figure(result), visible=True),
+            f"**Dominant: {summary['dominant']}** over {len(segments)} voiced segments "
+            f"({summary['voiced_s']:.1f} s of voice: {seconds}).")
 
 
 MATH_FIGURES = ("spectrum", "pitch", "spectrogram", "logmel", "pole_zero", "frequency_response",

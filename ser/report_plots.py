@@ -1,4 +1,4 @@
-"""Plotly figures of results: a prediction, an emotion timeline, a training run's evaluation.
+"""Plotly figures of results: a prediction and a training run's evaluation.
 
 Arrays and dicts in, a new :class:`plotly.graph_objects.Figure` out, as in :mod:`ser.plots`
 (which holds the signal-math figures and the CNN's training curves); nothing here reads files
@@ -14,7 +14,6 @@ import plotly.graph_objects as go
 
 __all__ = [
     "probabilities_bar",
-    "timeline_figure",
     "confusion_matrix",
     "importance_bar",
     "empty_figure",
@@ -66,34 +65,6 @@ def probabilities_bar(probabilities: Mapping[str, float], *, threshold: float | 
     fig.update_xaxes(range=[0, 1.08], tickformat=".0%", title="probability")
     fig.update_yaxes(autorange="reversed")
     return _layout(fig, title)
-
-
-def timeline_figure(starts_s: Sequence[float], ends_s: Sequence[float], labels: Sequence[str],
-                    probabilities: Sequence[Sequence[float] | None], *,
-                    title: str = "Emotion over time") -> go.Figure:
-    """Each emotion's probability per window (at the window's centre); silent windows are gaps.
-
-    Parameters
-    ----------
-    starts_s, ends_s : [n_windows]
-    labels : [n_labels]
-    probabilities : [n_windows] of [n_labels] or ``None`` (a silent window)
-    """
-    centres = [(a + b) / 2 for a, b in zip(starts_s, ends_s)]
-    fig = go.Figure()
-    for j, lab in enumerate(labels):
-        ys = [None if p is None else float(p[j]) for p in probabilities]
-        fig.add_trace(go.Scatter(x=centres, y=ys, mode="lines+markers", name=lab, connectgaps=False,
-                                 line=dict(color=COLORS.get(lab)),
-                                 hovertemplate=f"{lab}: %{{y:.2f}} at %{{x:.1f}} s<extra></extra>"))
-    for c, p in zip(centres, probabilities):
-        if p is None:
-            fig.add_annotation(x=c, y=1.03, text="silence", showarrow=False, font=dict(size=10, color="#777"))
-        else:
-            fig.add_annotation(x=c, y=1.03, text=labels[int(np.argmax(p))], showarrow=False, font=dict(size=10))
-    fig.update_xaxes(title="time (s), window centre")
-    fig.update_yaxes(range=[0, 1.1], tickformat=".0%", title="probability")
-    return _layout(fig, title, height=380, legend=dict(orientation="h", y=-0.2))
 
 
 def confusion_matrix(confusion: Sequence[Sequence[int]], labels: Sequence[str], *,

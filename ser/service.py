@@ -3,7 +3,7 @@
 ``app.py`` only adapts Gradio values to these functions and turns :class:`~ser.errors.SerError`
 into ``gr.Error``; everything here is usable (and tested) without Gradio:
 
-- :func:`predict` and :func:`timeline` (an emotion per window of a longer recording),
+- :func:`predict` and :func:`timeline` (an emotion per voiced segment, :mod:`ser.timeline`),
   :func:`analyze` (the signal mathematics of a clip);
 - :func:`train`: one training run at a time (a second request is refused at once with
   :class:`BusyError`, never queued), saved as a new version, served only once fully saved;
@@ -24,23 +24,18 @@ from __future__ import annotations
 
 import hmac
 import logging
-import math
 import os
 import threading
 from pathlib import Path
 from typing import Callable, Sequence
 
-import numpy as np
-
-from .audio import TRIM_FRAME_LENGTH, TRIM_HOP_LENGTH, AudioSource, load_audio
+from .audio import AudioSource, load_audio
 from .errors import AudioError, DataError, ModelError, SerError
 
 __all__ = [
     "BusyError",
     "AccessError",
     "ParameterError",
-    "TIMELINE_WINDOW_S",
-    "TIMELINE_HOP_S",
     "TIMELINE_MIN_S",
     "TRAINABLE",
     "is_public",
@@ -66,11 +61,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: Window of the emotion timeline: about one RAVDESS sentence (3-4 s), what the models saw.
-TIMELINE_WINDOW_S = 3.0
-#: Hop between windows: half a window, so every moment is seen by two windows.
-TIMELINE_HOP_S = 1.5
-#: Recordings at least this long get a timeline in the app; shorter ones are one window.
+#: Recordings at least this long get a timeline figure in the app; shorter ones are one label.
 TIMELINE_MIN_S = 6.0
 TRAINABLE = ("mlp", "cnn")
 _TRUE = {"1", "true", "yes", "on"}
@@ -239,79 +230,25 @@ def predict(audio: AudioSource, model: str = "mlp", *, registry=None, threshold:
     return out
 
 
-def _voiced_mask(y: np.ndarray, *, top_db: float) -> np.ndarray:
-    """Samples within ``top_db`` of the clip's loudest frame (the rule trimming uses)."""
-    import librosa
+def timeline(audio: AudioSource, model: str = "mlp", *, registry=None, threshold: float | None = None) -> dict:
+    """The emotion over time: every voiced segment of the recording with its emotion.
 
-    mask = np.zeros(len(y), dtype=bool)
-    for a, b in librosa.effects.split(y, top_db=top_db, frame_length=TRIM_FRAME_LENGTH,
-                                      hop_length=TRIM_HOP_LENGTH):
-        mask[a:b] = True
-    return mask
-
-
-def timeline(
-    audio: AudioSource,
-    model: str = "mlp",
-    *,
-    registry=None,
-    window_s: float = TIMELINE_WINDOW_S,
-    hop_s: float = TIMELINE_HOP_S,
-    threshold: float | None = None,
-) -> dict:
-    """The emotion over time: the recording cut into overlapping windows, each predicted.
-
-    Windows of ``window_s`` every ``hop_s`` seconds over the untrimmed recording (times are the
-    recording's own); the last window ends at the end. A window with less than the model's
-    ``min_voiced_s`` of voice (the trimming rule, relative to the whole clip's peak) is reported
-    as silence with no prediction; a voiced window is trimmed to its voice and predicted, as the
-    training clips were.
+    :func:`ser.timeline.timeline_report` (WebRTC VAD segments of at most 4 s, each trimmed and
+    predicted as training clips were; times are the recording's own).
 
     Returns
     -------
     dict
-        ``model``, ``version``, ``labels``, ``duration_s``, ``window_s``, ``hop_s``, ``threshold``,
-        ``windows`` [{``start_s``, ``end_s``, ``voiced``, ``label``, ``confidence``,
-        ``uncertain``, ``probabilities``}] (``None`` values for silent windows), and
-        ``dominant``: the label with the highest mean probability over voiced windows.
+        ``model``, ``version``, ``labels``, ``duration_s``, ``threshold``, ``segments``
+        [{``start``, ``end``, ``emotion``, ``confidence``, ``uncertain``, ``probabilities``}],
+        ``summary`` {``voiced_s``, ``seconds``, ``mean_probabilities``, ``dominant``}, ``vad``,
+        ``compute_s``, ``speed``, ``envelope`` (the waveform's min/max for drawing).
     """
-    from .recognizer import uncertain_below
+    from .timeline import timeline_report
 
     if audio is None:
         raise AudioError("No audio: record or upload a clip first.")
-    if not (window_s > 0 and hop_s > 0):
-        raise ParameterError(f"Window and hop must be positive seconds, got {window_s} and {hop_s}.")
-    threshold = uncertain_below() if threshold is None else float(threshold)
-    rec = _registry(registry).get(str(model))
-    sr, min_voiced = int(rec.audio["sr"]), float(rec.audio["min_voiced_s"])
-    y = load_audio(audio, sr=sr, trim=False, min_voiced_s=min_voiced)
-    mask = _voiced_mask(y, top_db=float(rec.audio["top_db"]))
-    n, win, hop = len(y), int(round(window_s * sr)), int(round(hop_s * sr))
-    count = 1 if n <= win else 1 + math.ceil((n - win) / hop)
-    need = int(math.ceil(min_voiced * sr))
-    windows, probs = [], []
-    for i in range(count):
-        a = max(0, min(i * hop, n - win))
-        b = min(n, a + win)
-        voiced = np.flatnonzero(mask[a:b])
-        item = {"start_s": round(a / sr, 3), "end_s": round(b / sr, 3), "voiced": len(voiced) >= need,
-                "label": None, "confidence": None, "uncertain": None, "probabilities": None}
-        if item["voiced"]:
-            seg = y[a + voiced[0]: a + voiced[-1] + 1]
-            p = rec.predict_array(seg, threshold=threshold)
-            item.update(label=p.label, confidence=p.confidence, uncertain=p.uncertain,
-                        probabilities=p.probabilities)
-            probs.append([p.probabilities[lab] for lab in rec.labels])
-        windows.append(item)
-    if not probs:
-        raise AudioError(f"No {window_s:g} s window holds {min_voiced:g} s of voice; record closer to the "
-                         "microphone or upload speech.")
-    mean = np.mean(probs, axis=0)
-    return {
-        "model": rec.kind, "version": str(rec.metadata.get("version", "")), "labels": list(rec.labels),
-        "duration_s": round(n / sr, 3), "window_s": window_s, "hop_s": hop_s, "threshold": threshold,
-        "windows": windows, "dominant": rec.labels[int(mean.argmax())],
-    }
+    return timeline_report(audio, str(model), registry=_registry(registry), threshold=threshold)
 
 
 def analyze(audio: AudioSource) -> dict:

@@ -109,16 +109,18 @@ def test_timeline_of_a_longer_recording(client, clips, tmp_path):
     a, sr = sf.read(clips["angry"])
     b, _ = sf.read(clips["sad"])
     path = tmp_path / "angry_then_sad.wav"
-    sf.write(path, np.concatenate([a, np.zeros(sr // 2), b]), sr)
+    sf.write(path, np.concatenate([a, np.zeros(sr), b]), sr)
     r = client.predict(handle_file(str(path)), "mlp", api_name="/timeline")
-    w = r["windows"]
-    assert len(w) >= 3 and r["dominant"] in EMOTIONS
-    assert r["duration_s"] == pytest.approx((len(a) + len(b)) / sr + 0.5, abs=0.01)
-    assert [x["start_s"] for x in w] == sorted(x["start_s"] for x in w)
-    assert w[0]["start_s"] == 0 and w[-1]["end_s"] == pytest.approx(r["duration_s"], abs=1e-3)
-    voiced = [x for x in w if x["voiced"]]
-    assert voiced and all(x["label"] in EMOTIONS and x["probabilities"] for x in voiced)
-    assert all(x["label"] is None for x in w if not x["voiced"])
+    segments = r["segments"]
+    assert r["duration_s"] == pytest.approx((len(a) + len(b)) / sr + 1.0, abs=0.01)
+    assert len(segments) >= 2 and r["summary"]["dominant"] in EMOTIONS
+    assert [s["start"] for s in segments] == sorted(s["start"] for s in segments)
+    assert 0 <= segments[0]["start"] and segments[-1]["end"] <= r["duration_s"] + 1e-3
+    assert any(s["end"] <= len(a) / sr + 0.05 for s in segments)  # the pause splits the two clips
+    assert any(s["start"] >= len(a) / sr + 0.95 for s in segments)
+    for s in segments:
+        assert s["emotion"] in EMOTIONS and sum(s["probabilities"].values()) == pytest.approx(1.0, abs=1e-4)
+    json.dumps(r, allow_nan=False)
 
 
 def test_analyze_a_ravdess_clip(client, clips):
@@ -165,7 +167,7 @@ def test_predict_with_the_cnn_when_bundled(server, client, clips):
         pytest.skip("no CNN bundled in models/cnn yet")
     check_prediction(client.predict(handle_file(str(clips["angry"])), "cnn", api_name="/predict"), model="cnn")
     r = client.predict(handle_file(str(clips["sad"])), "cnn", api_name="/timeline")
-    assert r["model"] == "cnn" and r["windows"]
+    assert r["model"] == "cnn" and r["segments"]
 
 
 def test_models_lists_versions_with_metadata(client):

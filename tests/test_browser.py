@@ -104,6 +104,7 @@ def test_an_example_clip_long_enough_gets_a_timeline(page):
     verdict(page)
     page.locator("#timeline .js-plotly-plot").wait_for()
     assert "Dominant" in page.locator("#timeline-note").inner_text()
+    assert "Emotion over time" in page.locator("#timeline .gtitle").text_content()
     shot(page, "1-predict-timeline")
 
 

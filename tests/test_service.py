@@ -40,33 +40,17 @@ def write(path, y):
     return path
 
 
-def test_timeline_windows_follow_the_recording(registry, tmp_path):
+def test_timeline_gives_each_voiced_stretch_its_emotion(registry, tmp_path):
     loud = speech_like(3.0, peak=0.7)
     quiet = speech_like(3.0, peak=0.08)
     y = np.concatenate([loud, np.zeros(5 * SR, np.float32), quiet])  # 11 s: loud, 5 s silence, quiet
     r = service.timeline(write(tmp_path / "t.wav", y), "mlp", registry=registry)
-    w = r["windows"]
+    segments = r["segments"]
     assert r["duration_s"] == pytest.approx(11.0, abs=1e-3) and r["version"] == "vtest"
-    assert len(w) == 1 + int(np.ceil((11.0 - 3.0) / 1.5))
-    assert w[0]["start_s"] == 0 and w[-1]["end_s"] == pytest.approx(11.0, abs=1e-3)
-    assert all(b["start_s"] - a["start_s"] <= 1.5 + 1e-9 for a, b in zip(w, w[1:]))
-    assert w[0]["label"] == "angry" and w[-1]["label"] == "sad"
-    silent = [x for x in w if not x["voiced"]]
-    assert silent and all(x["label"] is None and x["probabilities"] is None for x in silent)
-    assert [x["start_s"] for x in silent] == [3.0, 4.5]  # the windows inside the 5 s pause
-
-
-def test_a_short_clip_is_one_window(registry, tmp_path):
-    r = service.timeline(write(tmp_path / "s.wav", speech_like(2.0, peak=0.7)), "mlp", registry=registry)
-    assert len(r["windows"]) == 1 and r["windows"][0]["end_s"] == pytest.approx(2.0, abs=1e-3)
-    assert r["dominant"] == "angry"
-
-
-def test_timeline_without_enough_voice_says_so(registry, tmp_path):
-    y = np.concatenate([np.zeros(2 * SR, np.float32), speech_like(0.3, lead_s=0.0, peak=0.5),
-                        np.zeros(2 * SR, np.float32)])
-    with pytest.raises(AudioError, match="holds 0.5 s of voice"):
-        service.timeline(write(tmp_path / "v.wav", y), "mlp", registry=registry)
+    assert segments[0]["emotion"] == "angry" and segments[-1]["emotion"] == "sad"
+    assert not any(3.2 < (s["start"] + s["end"]) / 2 < 7.8 for s in segments)  # nothing in the pause
+    with pytest.raises(AudioError, match="No audio"):
+        service.timeline(None, "mlp", registry=registry)
 
 
 def test_predict_flags_uncertain_results(registry, tmp_path):
