@@ -197,7 +197,8 @@ class MLPRecognizer(Recognizer):
 
     kind = "mlp"
 
-    def __init__(self, pipeline, *, features=None, labels=None, audio=None, metadata=None):
+    def __init__(self, pipeline, *, features=None, labels=None, audio=None, metadata=None,
+                 temperature: float | None = None):
         from .features import FeatureConfig
 
         labels = list(pipeline.classes_) if labels is None else labels
@@ -208,6 +209,9 @@ class MLPRecognizer(Recognizer):
         if sorted(classes) != sorted(self.labels):
             raise ModelError(f"Pipeline classes {classes} do not match labels {self.labels}.")
         self._columns = [classes.index(lab) for lab in self.labels]
+        #: Temperature of :mod:`ser.calibration` (fitted on out-of-fold training predictions);
+        #: ``None`` = the network's raw probabilities.
+        self.temperature = None if temperature is None else float(temperature)
 
     def features_of(self, y: np.ndarray) -> np.ndarray:
         from .features import extract
@@ -218,11 +222,20 @@ class MLPRecognizer(Recognizer):
         return self.proba_from_features(self.features_of(y)[None, :])[0]
 
     def proba_from_features(self, X: np.ndarray) -> np.ndarray:
-        """Probabilities ``[n, len(labels)]`` for feature rows (columns in ``labels`` order)."""
-        return self.pipeline.predict_proba(X)[:, self._columns]
+        """Probabilities ``[n, len(labels)]`` for feature rows (columns in ``labels`` order),
+        temperature-scaled when the model has a :attr:`temperature` (arg-max unchanged)."""
+        p = self.pipeline.predict_proba(X)[:, self._columns]
+        if self.temperature is not None:
+            from .calibration import apply_temperature
+
+            p = apply_temperature(p, self.temperature)
+        return p
 
     def config(self) -> dict:
-        return {**super().config(), "features": self.features.to_dict()}
+        cfg = {**super().config(), "features": self.features.to_dict()}
+        if self.temperature is not None:
+            cfg["temperature"] = self.temperature
+        return cfg
 
     def _write(self, folder: Path) -> None:
         import joblib
@@ -240,7 +253,8 @@ class MLPRecognizer(Recognizer):
         from .mlp import load_pipeline
 
         return cls(load_pipeline(folder / "model.skops"), features=config.get("features"),
-                   labels=config["labels"], audio=config.get("audio"), metadata=metadata)
+                   labels=config["labels"], audio=config.get("audio"), metadata=metadata,
+                   temperature=config.get("temperature"))
 
 
 class ModelRegistry:
