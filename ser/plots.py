@@ -583,3 +583,150 @@ def emotion_timeline_figure(
         layout["yaxis"] = dict(visible=False, domain=[0.99, 1.0])
     height = 260 + 22 * len(lanes) + (170 if has_wave else 0)
     return _figure(data, title, height=height, **layout)
+
+
+# -- issue 8: robustness, calibration, explanations ---------------------------------------------
+__all__ += ["robustness_figure", "reliability_figure", "attribution_figure", "occlusion_figure"]
+
+
+def robustness_figure(
+    conditions: Sequence[str],
+    accuracy: dict[str, ArrayLike],
+    *,
+    chance: float | None = None,
+    title: str = "Accuracy under degraded audio (speaker-independent)",
+) -> go.Figure:
+    """Grouped bars: accuracy (%) per test condition, one bar per model.
+
+    Parameters
+    ----------
+    conditions : sequence of str [shape=(n,)]
+        Condition names (``clean``, ``white10dB``, ``telephone``, ...), in display order.
+    accuracy : dict of str -> array [shape=(n,)]
+        Accuracy in ``[0, 1]`` per condition, for each model (``{"standard": [...], "robust": [...]}``),
+        e.g. from ``reports/robustness.json``: ``[results[m][c]["accuracy"] for c in conditions]``.
+    chance : float, optional
+        Drawn as a dotted line (``1 / n_emotions``).
+    """
+    colors = ["#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd"]
+    data = [go.Bar(x=list(conditions), y=_clean(100 * np.asarray(acc, dtype=float)), name=name,
+                   marker_color=colors[i % len(colors)],
+                   hovertemplate="%{x}: %{y:.1f} %<extra>" + name + "</extra>")
+            for i, (name, acc) in enumerate(accuracy.items())]
+    shapes, notes = [], []
+    if chance is not None:
+        shapes.append(dict(type="line", x0=0, x1=1, xref="paper", y0=100 * chance, y1=100 * chance,
+                           line=dict(dash="dot", width=1.5, color="#777")))
+        notes.append(dict(x=1, xref="paper", y=100 * chance, text="chance", showarrow=False,
+                          xanchor="right", yanchor="bottom", font=dict(size=11, color="#777")))
+    return _figure(data, title, barmode="group", shapes=shapes, annotations=notes,
+                   legend=dict(orientation="h", y=-0.35), xaxis=_axis("test condition", tickangle=-35),
+                   yaxis=_axis("accuracy %", range=[0, 100]))
+
+
+def reliability_figure(
+    before: Sequence[dict],
+    after: Sequence[dict] | None = None,
+    *,
+    ece_before: float | None = None,
+    ece_after: float | None = None,
+    title: str = "Reliability diagram",
+) -> go.Figure:
+    """Accuracy against confidence per bin (:func:`ser.calibration.reliability_diagram` rows).
+
+    A calibrated model lies on the diagonal; points below it are over-confident. Marker size
+    follows the number of predictions in the bin.
+
+    Parameters
+    ----------
+    before, after : list of dict
+        Rows with ``confidence``, ``accuracy``, ``count`` (empty bins are skipped); ``after`` is
+        the temperature-scaled model.
+    ece_before, ece_after : float, optional
+        Shown in the legend.
+    """
+    data = [go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="perfect calibration",
+                       line=dict(dash="dot", color="#999", width=1))]
+    for rows, name, ece, color in ((before, "raw", ece_before, "#d62728"),
+                                   (after, "calibrated", ece_after, "#1f77b4")):
+        if not rows:
+            continue
+        rows = [r for r in rows if r.get("count")]
+        total = sum(r["count"] for r in rows) or 1
+        label = f"{name} (ECE {ece:.3f})" if ece is not None else name
+        data.append(go.Scatter(
+            x=[r["confidence"] for r in rows], y=[r["accuracy"] for r in rows], mode="lines+markers", name=label,
+            line=dict(color=color, width=2),
+            marker=dict(size=[6 + 24 * np.sqrt(r["count"] / total) for r in rows], color=color),
+            customdata=[r["count"] for r in rows],
+            hovertemplate="confidence %{x:.2f}<br>accuracy %{y:.2f}<br>%{customdata} clips<extra>" + name + "</extra>"))
+    return _figure(data, title, height=400, legend=dict(orientation="h", y=-0.2),
+                   xaxis=_axis("confidence (top probability)", range=[0, 1]),
+                   yaxis=_axis("accuracy", range=[0, 1], scaleanchor="x"))
+
+
+def attribution_figure(
+    attributions: dict[str, float],
+    *,
+    target: str = "",
+    names: dict[str, str] | None = None,
+    baseline: float | None = None,
+    probability: float | None = None,
+    title: str | None = None,
+) -> go.Figure:
+    """Horizontal bars: how much each feature family pushed the prediction (MLP).
+
+    Parameters
+    ----------
+    attributions : dict of str -> float
+        Family → change in the predicted emotion's probability (:func:`ser.explain.feature_attribution`);
+        positive (green) pushed towards ``target``, negative (red) away from it.
+    names : dict of str -> str, optional
+        Readable family names.
+    baseline, probability : float, optional
+        Probability with every family at the training mean, and for this clip (in the subtitle).
+    """
+    items = sorted(attributions.items(), key=lambda kv: kv[1])
+    labels = [(names or {}).get(k, k) for k, _ in items]
+    values = np.array([v for _, v in items], dtype=float)
+    data = [go.Bar(x=_clean(100 * values), y=labels, orientation="h",
+                   marker_color=["#2ca02c" if v >= 0 else "#d62728" for v in values],
+                   hovertemplate="%{y}: %{x:+.1f} points<extra></extra>")]
+    if title is None:
+        title = f"Why {target}?" if target else "Feature-family attribution"
+        if baseline is not None and probability is not None:
+            title += f" ({100 * baseline:.0f} % at the average voice → {100 * probability:.0f} % for this clip)"
+    return _figure(data, title, height=max(260, 60 + 32 * len(items)), margin=dict(l=220, r=20, t=60, b=50),
+                   xaxis=_axis(f"change in P({target or 'predicted'}) (percentage points)"),
+                   yaxis=dict(automargin=True))
+
+
+def occlusion_figure(
+    image: ArrayLike,
+    saliency: ArrayLike,
+    *,
+    hop_s: float,
+    target: str = "",
+    title: str | None = None,
+) -> go.Figure:
+    """The CNN's log-mel image with its occlusion saliency on top (:func:`ser.explain.occlusion_map`).
+
+    Parameters
+    ----------
+    image, saliency : array [shape=(n_mels, n_frames)]
+        Log-mel values in ``[-1, 1]`` and the probability drop when each region is covered.
+    hop_s : float
+        Seconds between frames.
+    """
+    img = np.asarray(image, dtype=float)
+    sal = np.asarray(saliency, dtype=float)
+    top = float(np.nanmax(np.abs(sal))) or 1.0
+    x = np.arange(img.shape[1]) * hop_s
+    data = [go.Heatmap(z=_clean(img), x=x, y=np.arange(img.shape[0]), colorscale="Greys", reversescale=True,
+                       showscale=False, hoverinfo="skip"),
+            go.Heatmap(z=_clean(sal), x=x, y=np.arange(img.shape[0]), colorscale="RdBu", reversescale=True,
+                       zmin=-top, zmax=top, opacity=0.55,
+                       colorbar=dict(title=dict(text=f"drop of P({target})" if target else "probability drop")),
+                       hovertemplate="t %{x:.2f} s, band %{y}: %{z:+.3f}<extra></extra>")]
+    return _figure(data, title or f"Where the CNN heard {target or 'its answer'} (occlusion)",
+                   xaxis=_axis("time (s)"), yaxis=_axis("mel band"))
