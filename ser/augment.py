@@ -13,7 +13,7 @@ import numpy as np
 
 from .audio import SAMPLE_RATE
 
-__all__ = ["pitch_shift", "time_stretch", "add_noise", "apply_variant", "VARIANTS", "ORIGINAL"]
+__all__ = ["pitch_shift", "time_stretch", "add_noise", "apply_variant", "is_degradation", "VARIANTS", "ORIGINAL"]
 
 ORIGINAL = "original"
 #: Augmented variants used for training, by name (the seed's pitch +2 semitones and 1.1x stretch,
@@ -35,19 +35,51 @@ def time_stretch(y: np.ndarray, *, rate: float = 1.1) -> np.ndarray:
     return librosa.effects.time_stretch(y, rate=rate).astype(np.float32)
 
 
-def add_noise(y: np.ndarray, *, snr_db: float = 20.0, seed: int = 0) -> np.ndarray:
-    """Add white Gaussian noise at a signal-to-noise ratio of ``snr_db`` dB.
+def add_noise(
+    y: np.ndarray,
+    *,
+    snr_db: float = 20.0,
+    seed: int = 0,
+    noise: np.ndarray | None = None,
+    signal_power: float | None = None,
+) -> np.ndarray:
+    """Add noise at a signal-to-noise ratio of ``snr_db`` dB.
 
-    ``noise power = signal power / 10 ** (snr_db / 10)``.
+    Without ``noise``, white Gaussian noise of expected power ``P_s / 10 ** (snr_db / 10)``
+    (seeded by ``seed``). With ``noise`` (any recording or synthetic noise, looped or cut to
+    ``len(y)``), it is scaled so that its *measured* power is exactly that.
+
+    Parameters
+    ----------
+    y : np.ndarray [shape=(n,)]
+    noise : np.ndarray [shape=(m,)], optional
+        The noise to mix in (:mod:`ser.degrade` passes babble or exact-power white noise).
+    signal_power : float, optional
+        ``P_s``; default the mean square of ``y`` (:func:`ser.degrade.add_noise` passes the
+        power of the voiced part only).
     """
-    rng = np.random.default_rng(seed)
-    power = float(np.mean(np.square(y, dtype=np.float64)))
-    noise = rng.standard_normal(len(y)) * np.sqrt(power / 10 ** (snr_db / 10))
-    return (y + noise).astype(np.float32)
+    power = float(np.mean(np.square(y, dtype=np.float64))) if signal_power is None else float(signal_power)
+    target = power / 10 ** (snr_db / 10)
+    if noise is None:
+        rng = np.random.default_rng(seed)
+        mixed = rng.standard_normal(len(y)) * np.sqrt(target)
+    else:
+        noise = np.asarray(noise, dtype=np.float64)
+        if noise.ndim != 1 or len(noise) == 0:
+            raise ValueError(f"noise must be a non-empty 1-D array, got shape {noise.shape}.")
+        noise = np.resize(noise, len(y))  # loop a short noise, cut a long one
+        noise_power = float(np.mean(np.square(noise)))
+        mixed = noise * np.sqrt(target / noise_power) if noise_power > 0 else noise
+    return (y + mixed).astype(np.float32)
 
 
 def apply_variant(y: np.ndarray, variant: str, *, sr: int = SAMPLE_RATE, key: str = "") -> np.ndarray:
-    """Apply a named variant (:data:`VARIANTS` or :data:`ORIGINAL`); ``key`` seeds the noise."""
+    """Apply a named variant; ``key`` (the clip's content hash) seeds anything random.
+
+    Names: :data:`ORIGINAL`, :data:`VARIANTS`, and the degradations of :mod:`ser.degrade`
+    (``white10dB``, ``telephone``, ``opus@8k``, ...; see :func:`ser.degrade.parse_variant`), which
+    :func:`ser.features.map_corpus` applies to the *untrimmed* clip (:func:`is_degradation`).
+    """
     if variant == ORIGINAL:
         return y
     if variant == "pitch+2":
@@ -56,4 +88,17 @@ def apply_variant(y: np.ndarray, variant: str, *, sr: int = SAMPLE_RATE, key: st
         return time_stretch(y, rate=1.1)
     if variant == "noise20dB":
         return add_noise(y, snr_db=20.0, seed=zlib.crc32(key.encode()))
-    raise ValueError(f"Unknown augmentation {variant!r}; expected one of {(ORIGINAL,) + VARIANTS}.")
+    from . import degrade
+
+    if degrade.parse_variant(variant) is not None:
+        return degrade.apply_degradation(y, variant, sr=sr, key=key)
+    raise ValueError(f"Unknown augmentation {variant!r}; expected one of {(ORIGINAL,) + VARIANTS} or a "
+                     f"degradation such as {', '.join(degrade.EXAMPLES)}.")
+
+
+def is_degradation(variant: str) -> bool:
+    """Whether ``variant`` is a degradation of :mod:`ser.degrade` (applied before silence trimming,
+    as real degraded audio reaches the loader), rather than a training augmentation."""
+    from . import degrade
+
+    return degrade.parse_variant(variant) is not None

@@ -193,17 +193,23 @@ def cache_dir() -> Path:
 def _variants_of_file(path: str, variants: tuple[str, ...], compute: Callable[[np.ndarray], np.ndarray],
                       key: str, folder: Path | None, sr: int) -> tuple[list[np.ndarray], str]:
     """``compute`` of each augmented variant of one file, read from / written to the cache."""
-    from .audio import load_audio
-    from .augment import apply_variant
+    from .audio import load_audio, trim_silence
+    from .augment import apply_variant, is_degradation
 
     digest = file_hash(path)
     targets = [folder / f"{digest[:32]}-{key}-{v}.npy" if folder else None for v in variants]
     rows: list[np.ndarray | None] = [np.load(t) if t is not None and t.is_file() else None for t in targets]
     if any(r is None for r in rows):
         y = load_audio(path, sr=sr)
+        raw = None  # degradations act on the untrimmed clip, then the loader's trimming follows
         for i, (v, target) in enumerate(zip(variants, targets)):
             if rows[i] is None:
-                rows[i] = np.asarray(compute(apply_variant(y, v, sr=sr, key=digest)))
+                if is_degradation(v):
+                    raw = load_audio(path, sr=sr, trim=False) if raw is None else raw
+                    z = trim_silence(apply_variant(raw, v, sr=sr, key=digest))
+                else:
+                    z = apply_variant(y, v, sr=sr, key=digest)
+                rows[i] = np.asarray(compute(z))
                 if target is not None:
                     tmp = target.with_suffix(f".{os.getpid()}.tmp.npy")
                     np.save(tmp, rows[i])
@@ -229,7 +235,8 @@ def map_corpus(
 
     The one cache of ``ser``: features (:func:`extract_corpus`) and log-mel images (``ser.cnn``)
     both go through it. Each file is decoded once (:func:`ser.audio.load_audio`), each variant made
-    with :func:`ser.augment.apply_variant`, and each result stored as
+    with :func:`ser.augment.apply_variant` (degradations of :mod:`ser.degrade` on the untrimmed
+    clip, trimmed afterwards as the loader would), and each result stored as
     ``cache_dir()/<subdir>/<sha256[:32]>-<key>-<variant>.npy`` (written atomically).
 
     Parameters
