@@ -119,6 +119,8 @@ def run_protocol(
     groups: Sequence[str] | None = None,
     seed: int = 42,
     on_fold: Callable[[int, int], None] | None = None,
+    splits: Sequence[tuple[np.ndarray, np.ndarray]] | None = None,
+    description: str | None = None,
 ) -> ProtocolResult:
     """Train and test a model under a protocol; metrics of the pooled out-of-fold predictions.
 
@@ -129,11 +131,16 @@ def run_protocol(
         of them) and returns probabilities ``[len(test_idx), len(labels)]`` for clips ``test_idx``.
     on_fold : callable, optional
         Called as ``on_fold(done, total)`` after each fold (progress bars).
+    splits : sequence of (train_idx, test_idx), optional
+        Use these splits instead of :func:`protocol_splits` (e.g. the cross-corpus and
+        multi-corpus protocols of :mod:`ser.crosscorpus`); ``protocol`` then only names them and
+        ``description`` says in words what they are.
     """
     labels = list(labels)
     index = {lab: i for i, lab in enumerate(labels)}
     y = np.array([index[c.emotion] for c in clips])
-    splits = protocol_splits(clips, protocol, groups=groups, seed=seed)
+    if splits is None:
+        splits = protocol_splits(clips, protocol, groups=groups, seed=seed)
     tested, probas = [], []
     for k, (train, test) in enumerate(splits):
         p = np.asarray(fit_predict(train, test), dtype=np.float64)
@@ -147,7 +154,7 @@ def run_protocol(
     proba = np.concatenate(probas)
     result = ProtocolResult(protocol, labels, test_index, proba, y[test_index])
     result.metrics = classification_metrics(result.y_true, result.y_pred, labels)
-    result.metrics["protocol"] = describe(protocol, clips)
+    result.metrics["protocol"] = description or describe(protocol, clips)
     result.metrics["folds"] = len(splits)
     return result
 
