@@ -238,7 +238,7 @@ def predict_batch(
         ``"mlp"``, ``"cnn"``, ``"ensemble"`` (from ``registry`` when given, else the default
         models folder), a model folder, or a loaded recognizer.
     names : sequence of str, optional
-        What to report in the ``path`` column; default each file's name without its folder (an
+        What to report in the ``file`` column; default each file's name without its folder (an
         upload's temporary folder means nothing to the caller).
     max_files : int, optional
         Refuse more files than this (``None``: no limit).
@@ -246,8 +246,9 @@ def predict_batch(
     Returns
     -------
     list of dict
-        Rows with the keys of :func:`fieldnames` (``None`` where a file could not be predicted,
-        and the reason in ``error``).
+        Rows with the keys of :func:`fieldnames`, ``file`` (the name) in place of ``path``:
+        ``gradio_client`` takes any dict with a string ``path`` for a file to download.
+        ``None`` where a file could not be predicted, and the reason in ``error``.
     """
     files = [os.fspath(f) for f in (files or [])]
     if not files:
@@ -260,9 +261,7 @@ def predict_batch(
         raise ValueError(f"names has {len(names)} entries for {len(files)} files.")
     rec = _resolve(model, registry)
     rows = _predict_chunk(files, rec, _threshold(threshold))
-    for row, name in zip(rows, names):
-        row["path"] = name
-    return rows
+    return [{"file": name, **{k: v for k, v in row.items() if k != "path"}} for row, name in zip(rows, names)]
 
 
 # -- in parallel: a corpus ---------------------------------------------------------------------
@@ -345,12 +344,12 @@ def rows_to_csv(rows: Sequence[dict], path: str | os.PathLike | None = None, *,
                 labels: Sequence[str] | None = None) -> str:
     """Rows as CSV text (header included); also written to ``path`` when given.
 
-    ``labels`` fixes the probability columns; by default they are taken from the rows.
+    Columns are the first row's keys (:func:`fieldnames`, or :func:`predict_batch`'s with
+    ``file``); ``labels`` gives the header of an empty table.
     """
-    if labels is None:
-        labels = [k[2:] for row in rows[:1] for k in row if k.startswith("p_")]
+    columns = list(rows[0]) if rows else fieldnames(labels or [])
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=fieldnames(labels), extrasaction="ignore", lineterminator="\n")
+    writer = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
     text = buf.getvalue()

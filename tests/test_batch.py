@@ -129,12 +129,16 @@ def test_expand_inputs_recurses_filters_and_deduplicates(folder):
 def test_predict_batch_for_the_app(folder, rec):
     files = sorted(str(p) for p in folder.glob("*.flac")) + [str(folder / "bad.wav")]
     rows = batch.predict_batch(files, rec)
-    assert [r["path"] for r in rows] == [Path(f).name for f in files]  # no server folders in answers
+    assert [r["file"] for r in rows] == [Path(f).name for f in files]  # no server folders in answers
+    assert all("path" not in r for r in rows)  # gradio_client would take a dict with "path" for a file
+    assert list(rows[0])[1:] == batch.fieldnames(rec.labels)[1:]
     assert rows[-1]["error"] and rows[-1]["emotion"] is None and rows[-1]["p_calm"] is None
     good = [r for r in rows if not r["error"]]
     assert good and all(isinstance(r["confidence"], float) and isinstance(r["uncertain"], bool) for r in good)
     text = batch.rows_to_csv(rows)
-    assert text.splitlines()[0] == ",".join(batch.fieldnames(rec.labels)) and len(text.splitlines()) == len(rows) + 1
+    assert text.splitlines()[0] == ",".join(["file", *batch.fieldnames(rec.labels)[1:]])
+    assert len(text.splitlines()) == len(rows) + 1
+    assert batch.rows_to_csv([], labels=rec.labels).strip() == ",".join(batch.fieldnames(rec.labels))
     with pytest.raises(DataError, match="No files"):
         batch.predict_batch([], rec)
     with pytest.raises(DataError, match="at most 2"):
