@@ -20,7 +20,9 @@ ACTORS = [f"ravdess_{i:02d}" for i in range(1, 9)]
 @pytest.fixture(scope="module")
 def small_run(ravdess_dir, tmp_path_factory):
     clips = [c for c in load_corpus(ravdess_dir) if c.speaker in ACTORS]
-    rec, report = train_mlp(clips, search=False, variants=("noise20dB",), importance=True, n_jobs=2)
+    # A small network and no calibration fits keep this run to seconds on 2 cores.
+    rec, report = train_mlp(clips, search=False, params={"hidden_layer_sizes": (128,)}, variants=("noise20dB",),
+                            importance=True, calibrate=False, n_jobs=2)
     folder = rec.save_pretrained(tmp_path_factory.mktemp("models") / "mlp")
     return clips, rec, report, folder
 
@@ -53,7 +55,7 @@ def test_metadata_has_the_promised_keys(small_run):
 
 def test_save_load_identical_probabilities(small_run, ravdess_dir):
     clips, rec, _, folder = small_run
-    loaded = Recognizer.from_pretrained(folder.parent.parent / "mlp")
+    loaded = Recognizer.from_pretrained(folder.parent.parent)
     assert isinstance(loaded, MLPRecognizer) and loaded.labels == rec.labels
     for c in clips[:5]:
         a, b = rec.predict(c.path), loaded.predict(c.path)
@@ -107,7 +109,7 @@ def test_untrusted_skops_content_is_refused(small_run, tmp_path):
     meta = read_metadata(bad)
     meta["files"]["model.skops"] = sha256_file(bad / "model.skops")
     _write_json(bad / "metadata.json", meta)
-    with pytest.raises(ModelError, match="does not trust|could not be loaded"):
+    with pytest.raises(ModelError, match="outside ser.s trusted list|not a Pipeline"):
         Recognizer.from_pretrained(bad)
 
 
