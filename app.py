@@ -30,7 +30,9 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 import gradio as gr  # noqa: E402
 
+from ser import batch as ser_batch  # noqa: E402
 from ser import service  # noqa: E402
+from ser import timeline as ser_timeline  # noqa: E402
 from ser.audio import ACCEPTED, max_bytes  # noqa: E402
 from ser.errors import SerError  # noqa: E402
 from ser.recognizer import ModelRegistry  # noqa: E402
@@ -46,6 +48,9 @@ INFERENCE_CONCURRENCY = int(os.environ.get("SER_INFERENCE_CONCURRENCY", "2"))
 #: with a message instead of waiting in the queue; only one ever trains.
 TRAIN_ADMITTED = 2
 QUEUE_MAX = int(os.environ.get("SER_QUEUE_MAX", "64"))
+#: Uploaded files (Gradio's cache under GRADIO_TEMP_DIR) are deleted this many seconds after upload
+#: (checked every min(TTL, 5 min)), and all of them when the server stops.
+UPLOAD_TTL_S = max(1, int(os.environ.get("SER_UPLOAD_TTL_S", "3600")))
 
 #: The models this process serves; a new one replaces the old only once fully saved.
 REGISTRY = ModelRegistry()
@@ -126,7 +131,45 @@ def pull(repo_id: str, revision: str, hf_token: str, admin_token: str) -> dict:
     return service.pull_model(repo_id, revision, hf_token=hf_token, registry=REGISTRY)
 
 
+def noop(audio: str | None) -> None:
+    """Takes the same upload as /predict and does nothing: the framework's own cost (bench/load.py)."""
+    return None
+
+
 # -- renderers: API values -> components (private UI events) ----------------------------------
+@user_errors
+def predict_batch(files: list[str] | None, model: str = "mlp") -> list[dict]:
+    """One row per file (emotion, confidence, probabilities, or an error); a bad file never stops it."""
+    return ser_batch.predict_batch(files or [], model, registry=REGISTRY)
+
+
+@user_errors
+def live(chunk, state, model: str = "mlp"):
+    """A streamed microphone chunk in, the smoothed current emotion out (about once a second)."""
+    state, r = ser_timeline.stream_update(state, chunk, recognizer=REGISTRY.get(model))
+    return state, r["probabilities"] or {}, f"{r['status'].capitalize()} · {r['time_s']:.0f} s"
+
+
+def live_stop(state):
+    state, s = ser_timeline.stream_stop(state)
+    return state, f"Stopped after {s['duration_s']:.0f} s ({s['emotions'] or 'nothing voiced'})."
+
+
+# -- renderers: API values -> components (private events) ------------------------------------
+def show_batch(rows: list[dict]):
+    import tempfile
+
+    path = Path(tempfile.mkdtemp(prefix="ser-batch-")) / "predictions.csv"
+    ser_batch.rows_to_csv(rows, path)
+    cols = list(rows[0]) if rows else []
+    return gr.Dataframe(value=[[r.get(c, "") for c in cols] for r in rows], headers=cols), str(path)
+
+
+def timeline_files(result: dict) -> list[str]:
+    """The timeline as CSV and JSON files to download."""
+    return [str(p) for p in ser_timeline.export_files(result)]
+
+
 def show_prediction(result: dict):
     from ser.report_plots import probabilities_bar
 
@@ -288,7 +331,8 @@ def build_demo() -> gr.Blocks:
     inference = dict(concurrency_limit=INFERENCE_CONCURRENCY, concurrency_id="inference")
     render = dict(api_visibility="private", concurrency_limit=None, show_progress="hidden")
 
-    with gr.Blocks(title="ser — speech emotion recognition", analytics_enabled=False) as demo:
+    with gr.Blocks(title="ser — speech emotion recognition", analytics_enabled=False,
+                   delete_cache=(min(UPLOAD_TTL_S, 300), UPLOAD_TTL_S)) as demo:
         gr.Markdown(_intro(), elem_id="intro")
         with gr.Tabs(elem_id="tabs"):
             # 1. Predict ---------------------------------------------------------------------
@@ -312,9 +356,35 @@ def build_demo() -> gr.Blocks:
                         bar = gr.Plot(label="Probabilities", elem_id="probabilities")
                 timeline_note = gr.Markdown(elem_id="timeline-note")
                 timeline_plot = gr.Plot(label="Emotion timeline", visible=False, elem_id="timeline")
+                timeline_downloads = gr.File(label="Timeline as CSV and JSON", file_count="multiple",
+                                             interactive=False, elem_id="timeline-files")
+                with gr.Accordion("Live microphone: the current emotion, updated about once a second",
+                                  open=False, elem_id="live"):
+                    with gr.Row():
+                        live_audio = gr.Audio(sources=["microphone"], streaming=True, type="numpy",
+                                              label="Live", elem_id="live-audio")
+                        with gr.Column():
+                            live_label = gr.Label(label="Now (mean of the last 3 voiced windows)",
+                                                  num_top_classes=3, elem_id="live-emotion")
+                            live_md = gr.Markdown(elem_id="live-status")
+                    live_state = gr.State(ser_timeline.StreamState())
                 with gr.Accordion("JSON results (as the API returns them)", open=False):
                     prediction_json = gr.JSON(label="prediction", elem_id="prediction-json")
                     timeline_json = gr.JSON(label="timeline", elem_id="timeline-json")
+
+            # 1b. Batch ----------------------------------------------------------------------
+            with gr.Tab("Batch", id="batch", elem_id="tab-batch"):
+                with gr.Row():
+                    with gr.Column(scale=1):
+                        batch_files = gr.File(label="Audio files", file_count="multiple", type="filepath",
+                                              elem_id="batch-files")
+                        batch_model = gr.Radio(MODEL_CHOICES, value="mlp", label="Model", elem_id="batch-model")
+                        batch_btn = gr.Button("Predict all", variant="primary", elem_id="batch-btn")
+                    with gr.Column(scale=2):
+                        batch_table = gr.Dataframe(interactive=False, label="One row per file",
+                                                   elem_id="batch-table")
+                        batch_csv = gr.File(label="predictions.csv", interactive=False, elem_id="batch-csv")
+                        batch_json = gr.JSON(visible=False)
 
             # 2. Math analysis -------------------------------------------------------------
             with gr.Tab("Math analysis", id="math", elem_id="tab-math"):
@@ -412,11 +482,21 @@ def build_demo() -> gr.Blocks:
         audio.change(clear_results, None, [label, bar, verdict, timeline_plot, timeline_note],
                      api_name="clear_results", **render)
         predicted = predict_btn.click(predict, [audio, model], prediction_json, api_name="predict", **inference)
+        # the baseline of bench/load.py: same upload, same queue settings, no work; not in the API docs
+        gr.Button(visible=False, elem_id="noop-btn").click(noop, audio, None, api_name="noop",
+                                                           api_visibility="undocumented", **inference)
         predicted.success(show_prediction, prediction_json, [label, bar, verdict], api_name="show_prediction",
                           **render)
         predicted.success(timeline, [audio, model], timeline_json, api_name="timeline", show_progress_on=timeline_note,
                           **inference).success(
-            show_timeline, timeline_json, [timeline_plot, timeline_note], api_name="show_timeline", **render)
+            show_timeline, timeline_json, [timeline_plot, timeline_note], api_name="show_timeline", **render).success(
+            timeline_files, timeline_json, timeline_downloads, api_name="timeline_files", **render)
+        live_audio.stream(live, [live_audio, live_state, model], [live_state, live_label, live_md], stream_every=1.0,
+                          time_limit=600, api_visibility="private", concurrency_id="inference")
+        live_audio.stop_recording(live_stop, live_state, [live_state, live_md], api_visibility="private")
+        batch_btn.click(predict_batch, [batch_files, batch_model], batch_json, api_name="predict_batch",
+                        **inference).success(show_batch, batch_json, [batch_table, batch_csv], api_name="show_batch",
+                                             **render)
         analyze_btn.click(analyze, audio, analysis_json, api_name="analyze", show_progress_on=numbers,
                           **inference).success(
             show_analysis, analysis_json, [numbers, *(plots[k] for k in MATH_FIGURES)],
@@ -465,6 +545,14 @@ def main(argv: list[str] | None = None) -> int:
     # run_history off: the browser would keep every call's inputs, admin and Hub tokens included
     launch = dict(server_name=args.host, server_port=args.port, max_file_size=max_bytes(),
                   prevent_thread_lock=True, show_error=False, run_history=False)
+    if service._flag("SER_MCP"):  # predict/analyze/timeline as MCP tools; needs the gradio[mcp] extra
+        try:
+            import mcp  # noqa: F401
+        except ImportError:
+            print('SER_MCP=1 but the MCP extra is missing (pip install "gradio[mcp]==6.31.0"); '
+                  "serving without the MCP server.", flush=True)
+        else:
+            launch["mcp_server"] = True
     if not args.share:
         app.launch(share=False, **launch)
     else:

@@ -123,6 +123,17 @@ def test_timeline_of_a_longer_recording(client, clips, tmp_path):
     json.dumps(r, allow_nan=False)
 
 
+def test_predict_batch_gives_one_row_per_file_and_an_error_column(client, clips, cases):
+    bad = cases["text_as_wav"].path
+    files = [handle_file(str(clips["angry"])), handle_file(str(bad)), handle_file(str(clips["sad"]))]
+    rows = client.predict(files, "mlp", api_name="/predict_batch")
+    assert len(rows) == 3
+    good = [r for r in rows if not r["error"]]
+    assert len(good) == 2 and all(r["emotion"] and 0 < float(r["confidence"]) <= 1 for r in good)
+    (failed,) = [r for r in rows if r["error"]]
+    assert "not audio" in failed["error"].lower() and not failed["emotion"]
+
+
 def test_analyze_a_ravdess_clip(client, clips):
     r = client.predict(handle_file(str(clips["sad"])), api_name="/analyze")
     assert r["sr"] == 16000 and r["fft"]["available"] and r["stft"]["available"]

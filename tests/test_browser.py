@@ -119,6 +119,40 @@ def test_microphone_recording_is_predicted(page):
     shot(page, "1-predict-microphone")
 
 
+def test_timeline_is_offered_as_csv_and_json_downloads(page):
+    page.get_by_text("timeline.ogg", exact=True).click()
+    page.locator("#audio button.play-pause-button, #audio audio").first.wait_for(state="attached")
+    page.locator("#predict-btn").click()
+    files = page.locator("#timeline-files")
+    files.locator("[aria-label='timeline.csv']").wait_for()  # Gradio splits the name into stem and extension
+    files.locator("[aria-label='timeline.json']").wait_for()
+
+
+def test_live_microphone_updates_the_current_emotion_and_stops(page):
+    page.locator("#live").get_by_text("Live microphone").click()
+    page.locator("#live-audio button.record-button").click()
+    page.locator("#live-status").get_by_text(re.compile(r"\d+ s")).wait_for()
+    page.locator("#live-emotion").get_by_text(re.compile(r"\d+%")).first.wait_for()
+    shot(page, "1-predict-live")
+    page.locator("#live-audio button.stop-button:visible").click()
+    page.locator("#live-status").get_by_text("Stopped after").wait_for()
+
+
+def test_batch_tab_predicts_every_file_and_reports_bad_ones(page, ravdess_clip, tmp_path):
+    bad = tmp_path / "notes.wav"
+    bad.write_text("not audio at all")
+    page.get_by_role("tab", name="Batch").click()
+    page.locator("#batch-files input[type=file]").first.set_input_files([str(ravdess_clip), str(bad)])
+    page.locator("#batch-btn").click()
+    table = page.locator("#batch-table")
+    page.wait_for_function("() => document.querySelector('#batch-table').innerText.includes('notes.wav is')")
+    text = table.inner_text()
+    assert re.search(r"(neutral|calm|happy|sad|angry|fearful|disgust|surprised)", text)
+    assert "not audio" in text.lower()
+    page.locator("#batch-csv [aria-label='predictions.csv']").wait_for()
+    shot(page, "5-batch")
+
+
 def test_math_tab_renders_its_plots(page, ravdess_clip):
     upload(page, ravdess_clip)
     page.get_by_role("tab", name="Math analysis").click()
