@@ -13,9 +13,15 @@ the other clips in the batch. It therefore assumes the batch holds a mix of emot
 constant over the batch (the voice, the channel, *and* an emotion that every clip shares) is
 removed. A single clip cannot be normalised this way (``min_clips``).
 
-The model must be trained on normalised features too: :func:`speaker_standardize` is applied to
-the training rows grouped by speaker (and by augmentation variant, so each copy is normalised like
-a batch recorded under one condition), and the network never sees raw features.
+Two ways to use it:
+
+* **train on normalised features** (best): :func:`speaker_standardize` is applied to the training
+  rows grouped by speaker (and by augmentation variant, so each copy is normalised like a batch
+  recorded under one condition); such a model needs a batch at prediction time;
+* **with a model trained on raw features** (no retraining): the batch's z-scores are mapped onto
+  the model's training distribution, ``z * scaler.scale_ + scaler.mean_`` (the pipeline's
+  ``StandardScaler``), so the speaker looks like an average training speaker
+  (:func:`predict_speaker_batch` does this for any saved MLP).
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["speaker_standardize", "MIN_CLIPS"]
+__all__ = ["speaker_standardize", "predict_speaker_batch", "MIN_CLIPS"]
 
 #: Fewest clips of one speaker for their own statistics to be used.
 MIN_CLIPS = 2
@@ -74,3 +80,51 @@ def speaker_standardize(
         if scale:
             out[rows] /= X[rows].std(axis=0) + eps
     return out.astype(np.float32)
+
+
+def predict_speaker_batch(recognizer, audios, *, threshold: float | None = None, min_clips: int = MIN_CLIPS):
+    """Predict several clips **of one speaker** together, each normalised by the batch's statistics.
+
+    Transductive: each clip's prediction depends on the other clips of the batch. Use it only when
+    the clips are one speaker's and hold a mix of emotions (a batch of only angry clips would be
+    normalised towards neutral).
+
+    Parameters
+    ----------
+    recognizer : MLPRecognizer
+        If its metadata says it was trained on speaker-normalised features
+        (``metadata["preprocessing"]["speaker_norm"]``), it receives the z-scores; otherwise the
+        z-scores mapped onto its training statistics (see the module docstring).
+    audios : sequence of audio sources (paths, bytes, ``(sr, array)``)
+        At least ``min_clips`` clips of the same speaker.
+
+    Returns
+    -------
+    list of Prediction, one per clip, in order (``warnings`` says the batch normalisation was used).
+    """
+    from .errors import ModelError
+    from .recognizer import Prediction, uncertain_below
+
+    if not hasattr(recognizer, "proba_from_features"):
+        raise ModelError(f"Per-speaker normalisation works on feature models (MLP), not {recognizer.kind}.")
+    audios = list(audios)
+    if len(audios) < min_clips:
+        raise ValueError(f"Per-speaker normalisation needs at least {min_clips} clips of the speaker, got {len(audios)}.")
+    X = np.stack([recognizer.features_of(recognizer.load(a)) for a in audios])
+    z = speaker_standardize(X, ["batch"] * len(X), min_clips=min_clips)
+    if not recognizer.metadata.get("preprocessing", {}).get("speaker_norm", False):
+        scaler = recognizer.pipeline.named_steps["scaler"]
+        z = z * scaler.scale_ + scaler.mean_
+    P = np.asarray(recognizer.proba_from_features(z), dtype=np.float64)
+    threshold = uncertain_below() if threshold is None else threshold
+    note = (f"normalised with the statistics of the {len(audios)} clips of this batch (one speaker assumed; "
+            "transductive)")
+    out = []
+    for p in P:
+        best = int(p.argmax())
+        out.append(Prediction(label=recognizer.labels[best], confidence=float(p[best]),
+                              probabilities={lab: float(v) for lab, v in zip(recognizer.labels, p)},
+                              uncertain=bool(p[best] < threshold), model=recognizer.kind,
+                              version=str(recognizer.metadata.get("version", "")),
+                              warnings=[*recognizer.warnings, note]))
+    return out

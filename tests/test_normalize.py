@@ -40,3 +40,43 @@ def test_too_few_clips_and_shape_errors():
         speaker_standardize(np.ones((3, 2)), ["a", "a", "b"])
     with pytest.raises(ValueError, match="Expected X"):
         speaker_standardize(np.ones((3, 2)), ["a", "a"])
+
+
+def test_predict_speaker_batch_maps_the_batch_onto_the_training_statistics():
+    """A raw-feature model gets z-scores mapped onto its scaler's mean and scale; order is kept."""
+    import warnings
+
+    from sklearn.neural_network import MLPClassifier
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+    from threadpoolctl import threadpool_limits
+
+    try:
+        from audio_cases import speech_like
+    except ImportError:  # pragma: no cover
+        from tests.audio_cases import speech_like
+    from ser.features import feature_names
+    from ser.normalize import predict_speaker_batch
+    from ser.recognizer import MLPRecognizer
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, len(feature_names())))
+    y = np.array(["sad", "happy"] * 30)
+    pipe = Pipeline([("scaler", StandardScaler()), ("mlp", MLPClassifier((8,), max_iter=50, random_state=0))])
+    with warnings.catch_warnings(), threadpool_limits(1):
+        warnings.simplefilter("ignore")
+        pipe.fit(X, y)
+    rec = MLPRecognizer(pipe, labels=["happy", "sad"], temperature=2.0)
+    clips = [(16000, speech_like(1.0, f0=f0)) for f0 in (110.0, 140.0, 180.0)]
+    preds = predict_speaker_batch(rec, clips)
+    feats = np.stack([rec.features_of(rec.load(c)) for c in clips])
+    z = (feats - feats.mean(0)) / (feats.std(0) + 1e-6)
+    expected = rec.proba_from_features(z * pipe.named_steps["scaler"].scale_ + pipe.named_steps["scaler"].mean_)
+    for p, e in zip(preds, expected):
+        assert [p.probabilities["happy"], p.probabilities["sad"]] == pytest.approx(e.tolist(), abs=1e-4)  # float32 z-scores
+        assert "transductive" in p.warnings[-1]
+    rec.metadata = {"preprocessing": {"speaker_norm": True}}  # a model trained on z-scores gets them raw
+    direct = predict_speaker_batch(rec, clips)
+    assert direct[0].probabilities["happy"] == pytest.approx(float(rec.proba_from_features(z)[0, 0]), abs=1e-4)
+    with pytest.raises(ValueError, match="at least 2 clips"):
+        predict_speaker_batch(rec, clips[:1])

@@ -1,0 +1,197 @@
+"""Tables and figures from the stored evaluation studies in ``reports/*.json`` (issue 8).
+
+The studies are run once, as scripts (``bench/crosscorpus.py``, ``bench/robustness.py``), and their
+results are committed as JSON; the README, the model cards and the app's Models tab read them here,
+so no number is typed by hand.
+
+``crosscorpus.json``  train→test accuracy / UAR next to chance, with and without speaker norm
+``robustness.json``   accuracy per degradation, standard vs robust training
+``calibration.json``  expected calibration error before/after temperature scaling, reliability rows
+``speaker_norm.json`` per-speaker normalisation in batch mode
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+__all__ = [
+    "reports_dir",
+    "load_report",
+    "crosscorpus_table",
+    "robustness_table",
+    "calibration_table",
+    "speaker_norm_table",
+    "markdown_summary",
+    "robustness_chart",
+    "reliability_chart",
+    "shipped_recipe",
+]
+
+NAMES = {"ravdess": "RAVDESS", "tess": "TESS", "emodb": "EMO-DB"}
+
+
+def reports_dir() -> Path:
+    """``SER_REPORTS_DIR`` or the project's ``reports/``."""
+    return Path(os.environ.get("SER_REPORTS_DIR", Path(__file__).resolve().parent.parent / "reports"))
+
+
+def load_report(name: str, root: str | os.PathLike | None = None) -> dict | None:
+    """A report by file name (``"robustness.json"``), or None when it is missing or unreadable."""
+    path = Path(root or reports_dir()) / name
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def _pct(x) -> str:
+    return "–" if x is None else f"{100 * x:.1f}"
+
+
+def _corpus(name: str) -> str:
+    return NAMES.get(name, name)
+
+
+def _pair_name(key: str, test: str) -> tuple[str, str]:
+    """(train → test label, what is evaluated) of a ``crosscorpus.json`` result key."""
+    if key.startswith("within:"):
+        c = key.split(":", 1)[1]
+        return f"{_corpus(c)} → {_corpus(c)} (unseen speakers)", "speaker-independent folds"
+    if key.startswith("multi:"):
+        parts = key.split(":", 1)[1].split("+")
+        return f"{' + '.join(_corpus(p) for p in parts)} → {_corpus(test)} (unseen speakers)", "multi-corpus"
+    a, b = key.split("→")
+    if "(all emotions)" in a:
+        return f"{_corpus(a.replace('(all emotions)', ''))} (model with all its emotions) → {_corpus(b)}", \
+            "single-corpus model, all its emotions"
+    return f"{_corpus(a)} → {_corpus(b)}", "shared emotions"
+
+
+def crosscorpus_table(report: dict | None = None) -> str:
+    """Markdown: accuracy and UAR per train→test pair next to chance, raw and with speaker norm."""
+    report = report if report is not None else load_report("crosscorpus.json")
+    if not report:
+        return "_No cross-corpus report yet (run `python bench/crosscorpus.py`)._"
+    rows = ["| train → test | emotions | chance (UAR) | accuracy % | UAR % | accuracy % with speaker norm | "
+            "UAR % with speaker norm |", "|---|---|---:|---:|---:|---:|---:|"]
+    for key, runs in report["results"].items():
+        raw, norm = runs.get("raw"), runs.get("speaker_norm")
+        for test, m in (raw or norm)["by_corpus"].items():
+            label, _ = _pair_name(key, test)
+            n = m.get("labels_present") or (raw or norm)["labels"]
+            emotions = f"{len(n)}" + (" (no calm)" if "calm" not in n else "")
+            if key.startswith(("multi:",)) or "(all emotions)" in key:
+                emotions += f"; model has {len((raw or norm)['labels'])}"
+            mn = norm["by_corpus"][test] if norm else None
+            rows.append(f"| {label} | {emotions} | {_pct((raw or norm)['chance_uar'])} | {_pct(raw and m['accuracy'])} | "
+                        f"{_pct(raw and m['uar'])} | {_pct(mn and mn['accuracy'])} | {_pct(mn and mn['uar'])} |")
+    return "\n".join(rows)
+
+
+def robustness_table(report: dict | None = None) -> str:
+    """Markdown: accuracy per degradation for each trained model (points below clean in brackets)."""
+    report = report if report is not None else load_report("robustness.json")
+    if not report:
+        return "_No robustness report yet (run `python bench/robustness.py`)._"
+    models = [m for m in ("standard", "robust", "standard+speaker_norm", "robust+speaker_norm") if m in report["results"]]
+    rows = ["| test condition | " + " | ".join(f"{m} training: accuracy % (vs clean)" for m in models) + " |",
+            "|---|" + "---:|" * len(models)]
+    for c in report["results"][models[0]]:
+        cells = []
+        for m in models:
+            acc = report["results"][m][c]["accuracy"]
+            clean = report["results"][m]["clean"]["accuracy"]
+            cells.append(_pct(acc) + ("" if c == "clean" else f" ({100 * (acc - clean):+.1f})"))
+        rows.append(f"| {c} | " + " | ".join(cells) + " |")
+    d = report.get("decision")
+    note = ""
+    if d:
+        note = (f"\n\nRobust training changes clean accuracy by {-d['clean_accuracy_drop_points']:+.1f} points: "
+                f"{'kept' if d['keep_robust_training'] else 'not kept'} ({d['rule']}).")
+    return "\n".join(rows) + note
+
+
+def calibration_table(report: dict | None = None) -> str:
+    """Markdown: ECE before/after temperature scaling on speaker-independent folds."""
+    report = report if report is not None else load_report("calibration.json")
+    if not report:
+        return "_No calibration report yet (run `python bench/robustness.py`)._"
+    rows = ["| model | test audio | temperatures (per fold) | ECE before | ECE after | mean confidence before → after | accuracy % |",
+            "|---|---|---|---:|---:|---:|---:|"]
+    for m, r in report["results"].items():
+        ts = ", ".join(f"{t:.2f}" for t in r["temperatures"])
+        for cond, c in [("clean", r["clean"])] + [(k, v) for k, v in r.get("by_condition", {}).items()
+                                                   if k in ("telephone", "white10dB", "babble10dB")]:
+            rows.append(f"| {m} | {cond} | {ts if cond == 'clean' else ''} | {c['ece_before']:.3f} | {c['ece_after']:.3f} | "
+                        f"{c['mean_confidence_before']:.2f} → {c['mean_confidence_after']:.2f} | {_pct(c['accuracy'])} |")
+    return "\n".join(rows)
+
+
+def speaker_norm_table(report: dict | None = None) -> str:
+    """Markdown: accuracy with per-speaker normalisation by batch kind."""
+    report = report if report is not None else load_report("speaker_norm.json")
+    if not report:
+        return "_No speaker-normalisation report yet (run `python bench/robustness.py`)._"
+    kinds = ["all", "20", "10", "5", "single_emotion"]
+    head = {"all": "all clips of the speaker", "20": "batches of 20", "10": "batches of 10", "5": "batches of 5",
+            "single_emotion": "one-emotion batches"}
+    rows = ["| model | no normalisation | " + " | ".join(head[k] for k in kinds) + " |",
+            "|---|---:|" + "---:|" * len(kinds)]
+    for m, r in report["models"].items():
+        cells = [_pct(r["batches"].get(k, {}).get("accuracy")) for k in kinds]
+        base = "–" if m.endswith("speaker_norm") else _pct(r.get("no_normalisation_clean"))
+        rows.append(f"| {m} | {base} | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
+def markdown_summary(root: str | os.PathLike | None = None) -> str:
+    """All four tables with headings (for the README and model cards)."""
+    def get(name):
+        return load_report(name, root)
+
+    return "\n\n".join([
+        "#### Cross-corpus (accuracy and UAR in %, chance = 1 / number of emotions)", crosscorpus_table(get("crosscorpus.json")),
+        "#### Robustness (RAVDESS, speaker-independent)", robustness_table(get("robustness.json")),
+        "#### Calibration (expected calibration error, speaker-independent)", calibration_table(get("calibration.json")),
+        "#### Per-speaker normalisation (batch mode, RAVDESS, speaker-independent, accuracy %)",
+        speaker_norm_table(get("speaker_norm.json")),
+    ])
+
+
+def robustness_chart(report: dict | None = None):
+    """The Models tab's plotly chart: accuracy per degradation, one bar per training recipe."""
+    from .plots import message_figure, robustness_figure
+
+    report = report if report is not None else load_report("robustness.json")
+    if not report:
+        return message_figure("No robustness report yet (run python bench/robustness.py).", title="Robustness")
+    models = [m for m in ("standard", "robust") if m in report["results"]] or list(report["results"])
+    conditions = list(report["results"][models[0]])
+    return robustness_figure(conditions, {f"{m} training": [report["results"][m][c]["accuracy"] for c in conditions]
+                                          for m in models},
+                             chance=report.get("chance_uar"),
+                             title="MLP accuracy under degraded audio (RAVDESS, unseen speakers)")
+
+
+def shipped_recipe(robustness: dict | None = None) -> str:
+    """``"robust"`` when the robustness study kept robust training, else ``"standard"``."""
+    robustness = robustness if robustness is not None else load_report("robustness.json")
+    decision = (robustness or {}).get("decision") or {}
+    return "robust" if decision.get("keep_robust_training") else "standard"
+
+
+def reliability_chart(report: dict | None = None, *, model: str | None = None):
+    """Reliability diagram before/after temperature scaling (speaker-independent folds) of ``model``
+    (default: the training recipe the robustness study kept, :func:`shipped_recipe`)."""
+    from .plots import message_figure, reliability_figure
+
+    report = report if report is not None else load_report("calibration.json")
+    model = model or shipped_recipe()
+    if not report or model not in report.get("results", {}):
+        return message_figure("No calibration report yet (run python bench/robustness.py).", title="Calibration")
+    c = report["results"][model]["clean"]
+    return reliability_figure(c["reliability_before"], c["reliability_after"], ece_before=c["ece_before"],
+                              ece_after=c["ece_after"],
+                              title=f"Reliability of the {model}-trained MLP's confidence (RAVDESS, unseen speakers)")
