@@ -48,6 +48,7 @@ __all__ = [
     "resample",
     "trim_silence",
     "valid_audio",
+    "as_signal",
     "max_duration_s",
     "max_bytes",
     "ACCEPTED",
@@ -437,6 +438,42 @@ def to_mono(y: np.ndarray) -> np.ndarray:
         return y[:, 0]
     with np.errstate(invalid="ignore", over="ignore"):  # inf - inf is NaN: refused as such later
         return y.mean(axis=1, dtype=np.float64).astype(np.float32)
+
+
+def as_signal(y) -> np.ndarray:
+    """A loaded signal checked for the feature code: float32, 1-D, finite, within ±``MAX_FLOAT_PEAK``.
+
+    Features and spectrograms take what :func:`load_audio` returns; this is their guard against
+    anything else (a 2-D array, strings, NaN/inf, unscaled values), so a caller gets one
+    :class:`AudioError` saying what is wrong instead of an error from deep inside librosa.
+    Values are cast, never rescaled. An empty signal passes (the feature code pads it).
+
+    Returns
+    -------
+    y : np.ndarray [shape=(n,), dtype=float32]
+    """
+    try:
+        a = np.asarray(y)
+    except (TypeError, ValueError) as e:
+        raise AudioError(f"Samples must be a numeric array of shape (n,): {e}") from None
+    if a.dtype.kind not in "iufb":
+        raise AudioError(f"Samples must be integer or float numbers, got dtype {a.dtype}; "
+                         "load audio with ser.audio.load_audio.")
+    if a.ndim != 1:
+        raise AudioError(f"Expected one mono signal of shape (n,), got shape {a.shape}; "
+                         "load audio with ser.audio.load_audio (it downmixes channels).")
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = a.astype(np.float32, copy=False)
+    if out.size:
+        peak = float(np.max(np.abs(out)))
+        if not math.isfinite(peak):
+            bad = int(np.count_nonzero(~np.isfinite(out)))
+            raise AudioError(f"The signal holds {bad} NaN or infinite samples (as float32) of {out.size}; "
+                             "only finite samples can be analysed.")
+        if peak > MAX_FLOAT_PEAK:
+            raise AudioError(f"Samples out of range: peak {peak:.3g}; expected float audio within [-1, 1] "
+                             f"(at most ±{MAX_FLOAT_PEAK:g}), as ser.audio.load_audio returns it.")
+    return out
 
 
 def valid_audio(y: np.ndarray, *, sr: int, max_duration: float | None = None) -> np.ndarray:

@@ -34,6 +34,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import sys
+import threading
 from typing import Iterator
 
 from .errors import SerError
@@ -105,14 +107,49 @@ def describe_scheduler(client) -> str:
         return str(getattr(client.scheduler, "address", client))
 
 
-def one_blas_thread():
+_BLAS_LOCK = threading.Lock()
+_BLAS_DEPTH = 0  # contexts open in this process (Gradio serves predictions from several threads)
+_BLAS_LIMITER = None
+_BLAS_CONTROLLER: tuple[int, object] | None = None  # (len(sys.modules) when built, ThreadpoolController)
+
+
+def _blas_controller():
+    """threadpoolctl's view of the loaded libraries, rebuilt only when modules were imported since.
+
+    Building one scans every shared library of the process (about 3.5 ms here): once per request
+    it cost a fifth of an MLP prediction.
+    """
+    global _BLAS_CONTROLLER
+    key = len(sys.modules)
+    if _BLAS_CONTROLLER is None or _BLAS_CONTROLLER[0] != key:
+        from threadpoolctl import ThreadpoolController
+
+        _BLAS_CONTROLLER = (key, ThreadpoolController())
+    return _BLAS_CONTROLLER[1]
+
+
+@contextlib.contextmanager
+def one_blas_thread() -> Iterator[None]:
     """A context in which BLAS (OpenBLAS/MKL) uses one thread.
 
     The matrix products of one clip's features are small (128 x 513 by 513 x 200): a second BLAS
     thread saves nothing, and when the cores are busy (other workers, a training run) its
     spin-waiting made feature extraction five times slower here (81 ms against 17 ms a clip).
     Parallelism comes from processes instead.
-    """
-    from threadpoolctl import threadpool_limits
 
-    return threadpool_limits(limits=1, user_api="blas")
+    The limit is process-wide, so overlapping contexts (threads) share it: the first one in sets it,
+    the last one out restores the original.
+    """
+    global _BLAS_DEPTH, _BLAS_LIMITER
+    with _BLAS_LOCK:
+        if _BLAS_DEPTH == 0:
+            _BLAS_LIMITER = _blas_controller().limit(limits=1, user_api="blas")
+        _BLAS_DEPTH += 1
+    try:
+        yield
+    finally:
+        with _BLAS_LOCK:
+            _BLAS_DEPTH -= 1
+            if _BLAS_DEPTH == 0 and _BLAS_LIMITER is not None:
+                _BLAS_LIMITER.restore_original_limits()
+                _BLAS_LIMITER = None

@@ -11,6 +11,7 @@ content hash, the feature settings and the augmentation variant.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -112,6 +113,24 @@ def _filters(config: FeatureConfig) -> tuple[np.ndarray, np.ndarray]:
     return _FILTERS[key]
 
 
+@functools.lru_cache(maxsize=16)
+def _savgol(width: int, order: int) -> np.ndarray:
+    """Savitzky-Golay derivative filter, built once (``savgol_filter`` solves a least-squares fit per call)."""
+    from scipy.signal import savgol_coeffs
+
+    coeffs = savgol_coeffs(width, order, deriv=order)
+    coeffs.setflags(write=False)
+    return coeffs
+
+
+def _delta(data: np.ndarray, *, width: int, order: int) -> np.ndarray:
+    """``librosa.feature.delta(data, width=width, order=order, mode="nearest")`` along time, identically
+    (the same filter and ``scipy.ndimage.convolve1d``), without rebuilding the filter per clip."""
+    from scipy.ndimage import convolve1d
+
+    return convolve1d(data, _savgol(width, order), axis=-1, mode="nearest")
+
+
 def extract(y: np.ndarray, *, config: FeatureConfig = FeatureConfig()) -> np.ndarray:
     """Feature vector of one clip.
 
@@ -127,7 +146,9 @@ def extract(y: np.ndarray, *, config: FeatureConfig = FeatureConfig()) -> np.nda
     """
     import librosa
 
-    y = np.asarray(y, dtype=np.float32)
+    from .audio import as_signal
+
+    y = as_signal(y)
     if len(y) < config.pitch_frame_length:  # shorter than one analysis frame: pad, do not fail
         y = np.pad(y, (0, config.pitch_frame_length - len(y)))
     S = np.abs(librosa.stft(y, n_fft=config.n_fft, hop_length=config.hop_length,
@@ -142,8 +163,8 @@ def extract(y: np.ndarray, *, config: FeatureConfig = FeatureConfig()) -> np.nda
     chroma = chroma / np.maximum(chroma.max(axis=0, keepdims=True), 1e-10)
     frames = {
         "mfcc": mfcc,
-        "mfcc_delta": librosa.feature.delta(mfcc, width=width, order=1, mode="nearest"),
-        "mfcc_delta2": librosa.feature.delta(mfcc, width=width, order=2, mode="nearest"),
+        "mfcc_delta": _delta(mfcc, width=width, order=1),
+        "mfcc_delta2": _delta(mfcc, width=width, order=2),
         "chroma": chroma,
         "mel": log_mel,
         "zcr": librosa.feature.zero_crossing_rate(y, frame_length=config.win_length,

@@ -79,7 +79,9 @@ def logmel(y: np.ndarray, *, config: SpectrogramConfig = SpectrogramConfig()) ->
     """
     import librosa
 
-    y = np.asarray(y, dtype=np.float32)
+    from .audio import as_signal
+
+    y = as_signal(y)
     spec = np.abs(librosa.stft(y, n_fft=config.n_fft, hop_length=config.hop_length,
                                win_length=config.win_length, window="hann", center=True)) ** 2
     mel = _mel_basis(config) @ spec
@@ -98,7 +100,9 @@ def logmel_windows(y: np.ndarray, *, config: SpectrogramConfig = SpectrogramConf
         ``n_windows >= 1``. Frame ``t`` of window ``w`` starts at sample
         ``(w * step + t) * hop_length`` with ``step = round(n_frames * (1 - overlap))``.
     """
-    y = np.asarray(y, dtype=np.float32)
+    from .audio import as_signal
+
+    y = as_signal(y)
     if len(y) < config.window_samples:
         pad = config.window_samples - len(y)
         y = np.pad(y, (pad // 2, pad - pad // 2))
