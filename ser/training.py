@@ -13,7 +13,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from .augment import ORIGINAL, VARIANTS
+from .augment import MLP_VARIANTS, ORIGINAL
 from .corpora import EMOTIONS, Clip, summarize
 from .evaluate import (PROTOCOLS, confused_pairs, grouped_permutation_importance, run_protocol)
 
@@ -72,7 +72,7 @@ def train_mlp(
     search: bool = True,
     n_iter: int = 8,
     params: dict | None = None,
-    variants: Sequence[str] = VARIANTS,
+    variants: Sequence[str] = MLP_VARIANTS,
     protocols: Sequence[str] = PROTOCOLS,
     importance: bool = True,
     calibrate: bool = True,
@@ -89,7 +89,8 @@ def train_mlp(
         Run the speaker-grouped hyperparameter search inside each training side (and on all data
         for the final model); otherwise use ``params`` (or :data:`ser.mlp.DEFAULT_PARAMS`).
     variants : sequence of str
-        Augmented copies added to the training side (names from :data:`ser.augment.VARIANTS`).
+        Augmented copies added to the training side (default :data:`ser.augment.MLP_VARIANTS`: the
+        standard augmentation plus two random degradations per clip, ``reports/robustness.json``).
     calibrate : bool
         Fit a temperature (:mod:`ser.calibration`) on out-of-fold predictions of the training side
         (3-fold GroupKFold by speaker, inner models trained like the outer one): per
