@@ -49,6 +49,60 @@ def _baseline(recognizer) -> np.ndarray:
     return np.asarray(scaler.mean_, dtype=np.float64)
 
 
+def _coalition_proba(recognizer, x: np.ndarray, base: np.ndarray, cols: list[np.ndarray],
+                     masks: np.ndarray) -> np.ndarray:
+    """Probabilities ``[n_masks, n_labels]`` of the inputs that keep ``x`` on the families a mask
+    selects and ``base`` elsewhere.
+
+    For ``Pipeline(StandardScaler, MLPClassifier)`` the first layer is linear, so each family's
+    contribution to it is computed once and the coalitions combine them (``masks @ G``): exact, and
+    about half the work of pushing every coalition through the whole network. Any other model gets
+    the rows themselves.
+    """
+    fast = _first_layer_shortcut(recognizer)
+    if fast is None:
+        rows = np.repeat(base[None, :], len(masks), axis=0)
+        for j, c in enumerate(cols):
+            rows[np.ix_(masks[:, j], c)] = x[c]
+        return np.asarray(recognizer.proba_from_features(rows), dtype=np.float64)
+    scaler, mlp = fast
+    xs = (x - scaler.mean_) / scaler.scale_
+    bs = (base - scaler.mean_) / scaler.scale_
+    w1 = mlp.coefs_[0]
+    contrib = np.stack([(xs[c] - bs[c]) @ w1[c] for c in cols])  # [n_groups, n_hidden]
+    z = masks.astype(np.float64) @ contrib + (bs @ w1 + mlp.intercepts_[0])
+    acts = {"relu": lambda a: np.maximum(a, 0), "tanh": np.tanh, "logistic": lambda a: 1 / (1 + np.exp(-a)),
+            "identity": lambda a: a}
+    act = acts[mlp.activation]
+    for w, b in zip(mlp.coefs_[1:], mlp.intercepts_[1:]):
+        z = act(z) @ w + b
+    z = z - z.max(axis=1, keepdims=True)
+    p = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+    p = p[:, recognizer._columns]
+    if getattr(recognizer, "temperature", None) is not None:
+        from .calibration import apply_temperature
+
+        p = apply_temperature(p, recognizer.temperature)
+    return p
+
+
+def _first_layer_shortcut(recognizer):
+    """``(scaler, mlp)`` when the recognizer is exactly scaler → multi-class MLP, else None."""
+    steps = getattr(getattr(recognizer, "pipeline", None), "steps", None)
+    if not steps or len(steps) != 2 or not hasattr(recognizer, "_columns"):
+        return None
+    from sklearn.neural_network import MLPClassifier
+    from sklearn.preprocessing import StandardScaler
+
+    scaler, mlp = steps[0][1], steps[1][1]
+    if not (isinstance(scaler, StandardScaler) and isinstance(mlp, MLPClassifier)):
+        return None
+    if mlp.out_activation_ != "softmax" or scaler.scale_ is None or mlp.activation not in (
+            "relu", "tanh", "logistic", "identity"):
+        return None
+    return scaler, mlp
+
+
 def feature_attribution(
     recognizer,
     x: np.ndarray,
@@ -100,11 +154,7 @@ def feature_attribution(
         masks = ((np.arange(2**g)[:, None] >> np.arange(g)) & 1).astype(bool)  # [2**g, g]: family kept?
     else:  # all kept, then each family removed in turn, then none kept
         masks = np.vstack([np.ones((1, g), bool), ~np.eye(g, dtype=bool), np.zeros((1, g), bool)])
-    rows = np.repeat(base[None, :], len(masks), axis=0)
-    for j, name in enumerate(names):
-        cols = np.asarray(groups[name])
-        rows[np.ix_(masks[:, j], cols)] = x[cols]
-    values = np.asarray(recognizer.proba_from_features(rows), dtype=np.float64)  # [n_masks, n_labels]
+    values = _coalition_proba(recognizer, x, base, [np.asarray(groups[n]) for n in names], masks)
     labels = list(recognizer.labels)
     if method == "shapley":
         full, empty = values[-1], values[0]  # mask 2**g - 1 keeps every family; mask 0 none

@@ -131,6 +131,15 @@ def test_real_mlp_recognizer_is_explained_fast(tmp_path):
     assert total == pytest.approx(out["probability"] - out["baseline_probability"], abs=1e-9)
     assert out["probability"] == pytest.approx(rec.proba_from_features(x[None])[0, 2])  # calibrated
     assert ex.explain(rec, np.zeros(16000, np.float32))["kind"] == "features"
+    # the first-layer shortcut is exact: same probabilities as pushing every coalition row through
+    cols = [groups[n] for n in groups]
+    masks = np.random.default_rng(0).random((40, len(cols))) < 0.5
+    rows = np.repeat(pipe.named_steps["scaler"].mean_[None, :], len(masks), axis=0)
+    for j, c in enumerate(cols):
+        rows[np.ix_(masks[:, j], c)] = x[c]
+    assert ex._first_layer_shortcut(rec) is not None
+    np.testing.assert_allclose(ex._coalition_proba(rec, x, pipe.named_steps["scaler"].mean_, cols, masks),
+                               rec.proba_from_features(rows), atol=1e-12)
 
 
 class ImageToy:
