@@ -541,6 +541,9 @@ def limit_malloc_arenas(n: int = 2) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     limit_malloc_arenas()
+    from ser.cluster import one_blas_thread_per_process
+
+    one_blas_thread_per_process()  # from the main thread, first: see there
     parser = argparse.ArgumentParser(description="Serve ser's web app (Gradio).")
     parser.add_argument("--share", action="store_true", default=service._flag("SER_SHARE"),
                         help="ask Gradio for a public share link (also SER_SHARE=1); makes the server public")
