@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -48,13 +49,15 @@ CALIBRATED = ("standard", "robust")
 BATCH_SIZES = (5, 10, 20)
 
 
-def _task(X, clips, labels, train_cols, name, k, test, conditions, cond_col, calibrate, inner_splits) -> dict:
+def _task(X, clips, labels, train_cols, name, k, test, conditions, cond_col, calibrate, inner_splits,
+          params=None) -> dict:
     """Train one model on the training actors of fold ``k``; its test probabilities under every
     condition, the training-side temperature, and the batch-normalisation study."""
     t0 = time.time()
     y = np.array([labels.index(c.emotion) for c in clips])
     speakers = np.array([c.speaker for c in clips])
-    study = MLPStudy(X, clips, labels, train_cols=train_cols, speaker_norm=name.endswith("speaker_norm"))
+    study = MLPStudy(X, clips, labels, train_cols=train_cols, speaker_norm=name.endswith("speaker_norm"),
+                     params=params)
     train = np.setdiff1d(np.arange(len(clips)), test)
     model = study.fit(train)
     out = {"model": name, "fold": k, "proba": {c: study.proba(model, test, cond_col[c]) for c in conditions}}
@@ -82,6 +85,8 @@ def main(argv=None) -> int:
     ap.add_argument("--dry-run", action="store_true", help="write nothing")
     ap.add_argument("--calibration-only", action="store_true",
                     help="write only reports/calibration_inner<N>.json (a follow-up with another --inner-splits)")
+    ap.add_argument("--params-from", help="a saved MLP folder whose network parameters replace the defaults "
+                                          "(with --calibration-only: reports/calibration_<folder name>.json)")
     args = ap.parse_args(argv)
     started = time.time()
 
@@ -115,8 +120,14 @@ def main(argv=None) -> int:
 
     from studies import N_JOBS
 
+    params = None
+    if args.params_from:
+        meta = json.loads((Path(args.params_from) / "metadata.json").read_text())
+        params = {k: tuple(v) if isinstance(v, list) else v for k, v in meta["params"]["mlp"].items()}
+        source = f"{Path(args.params_from).name} {meta.get('version', '')}".strip()
+        log(f"network parameters of {source}: {params}")
     jobs = (delayed(_task)(X, clips, labels, train_cols[m.split("+")[0]], m, k, folds[k], conditions, cond_col,
-                           m in CALIBRATED, args.inner_splits) for m, k in tasks)
+                           m in CALIBRATED, args.inner_splits, params) for m, k in tasks)
     for out in Parallel(n_jobs=N_JOBS, return_as="generator_unordered")(jobs):
         m, k, test = out["model"], out["fold"], folds[out["fold"]]
         for c in conditions:
@@ -173,7 +184,14 @@ def main(argv=None) -> int:
         calibration_payload["protocol"] = (
             "RAVDESS speaker-independent, 6 folds of 4 actors; T fitted per outer fold on inner "
             f"{args.inner_splits}-fold GroupKFold (by actor) predictions of the training actors only")
-        save_json(f"calibration_inner{args.inner_splits}.json", calibration_payload)
+        if params is not None:
+            calibration_payload["mlp_params"] = {k: list(v) if isinstance(v, tuple) else v for k, v in params.items()}
+            calibration_payload["search"] = (f"none: the network parameters of the saved model {source}, fixed for "
+                                             "every fold (that model's own run searched per fold)")
+            calibration_payload["protocol"] += f"; network parameters of the saved model {source}"
+        name = f"calibration_{Path(args.params_from).name}" if params is not None else \
+            f"calibration_inner{args.inner_splits}"
+        save_json(f"{name}.json", calibration_payload)
         return 0
     protocol = ("RAVDESS speaker-independent, 6 folds of 4 actors (1-4, ..., 21-24), every clip tested once; "
                 "degradations applied to test clips before silence trimming; augmentation on training folds only")

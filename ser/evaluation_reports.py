@@ -155,6 +155,9 @@ def markdown_summary(root: str | os.PathLike | None = None) -> str:
         "#### Cross-corpus (accuracy and UAR in %, chance = 1 / number of emotions)", crosscorpus_table(get("crosscorpus.json")),
         "#### Robustness (RAVDESS, speaker-independent)", robustness_table(get("robustness.json")),
         "#### Calibration (expected calibration error, speaker-independent)", calibration_table(get("calibration.json")),
+        *[part for name, what in (("calibration_inner5.json", "the same with 5 inner folds for fitting T"),
+                                  ("calibration_mlp.json", "the bundled MLP's network parameters"))
+          if get(name) for part in (f"Follow-up, {what}:", calibration_table(get(name)))],
         "#### Per-speaker normalisation (batch mode, RAVDESS, speaker-independent, accuracy %)",
         speaker_norm_table(get("speaker_norm.json")),
     ])
