@@ -31,6 +31,7 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 import gradio as gr  # noqa: E402
 
 from ser import batch as ser_batch  # noqa: E402
+from ser import explain as ser_explain  # noqa: E402
 from ser import service  # noqa: E402
 from ser import timeline as ser_timeline  # noqa: E402
 from ser.audio import ACCEPTED, max_bytes  # noqa: E402
@@ -137,6 +138,17 @@ def noop(audio: str | None) -> None:
 
 
 # -- renderers: API values -> components (private UI events) ----------------------------------
+@user_errors
+def explain(audio: str | None, model: str = "mlp") -> dict:
+    """Why this emotion: feature-family attributions (MLP, exact Shapley) or an occlusion map (CNN)."""
+    result, _ = ser_explain.explain_audio(audio, model, recognizer=REGISTRY.get(model))
+    return result
+
+
+def show_explanation(result: dict):
+    return ser_explain.explanation_figure(result)
+
+
 @user_errors
 def predict_batch(files: list[str] | None, model: str = "mlp") -> list[dict]:
     """One row per file (emotion, confidence, probabilities, or an error); a bad file never stops it."""
@@ -356,6 +368,10 @@ def build_demo() -> gr.Blocks:
                         bar = gr.Plot(label="Probabilities", elem_id="probabilities")
                 timeline_note = gr.Markdown(elem_id="timeline-note")
                 timeline_plot = gr.Plot(label="Emotion timeline", visible=False, elem_id="timeline")
+                with gr.Row():
+                    explain_btn = gr.Button("Explain this prediction", elem_id="explain-btn")
+                explain_plot = gr.Plot(label="Why this emotion", elem_id="explanation")
+                explain_json = gr.JSON(visible=False)
                 timeline_downloads = gr.File(label="Timeline as CSV and JSON", file_count="multiple",
                                              interactive=False, elem_id="timeline-files")
                 with gr.Accordion("Live microphone: the current emotion, updated about once a second",
@@ -491,6 +507,8 @@ def build_demo() -> gr.Blocks:
                           **inference).success(
             show_timeline, timeline_json, [timeline_plot, timeline_note], api_name="show_timeline", **render).success(
             timeline_files, timeline_json, timeline_downloads, api_name="timeline_files", **render)
+        explain_btn.click(explain, [audio, model], explain_json, api_name="explain", **inference).success(
+            show_explanation, explain_json, explain_plot, api_name="show_explanation", **render)
         live_audio.stream(live, [live_audio, live_state, model], [live_state, live_label, live_md], stream_every=1.0,
                           time_limit=600, api_visibility="private", concurrency_id="inference")
         live_audio.stop_recording(live_stop, live_state, [live_state, live_md], api_visibility="private")

@@ -299,7 +299,7 @@ def explanation_figure(explanation: dict[str, Any], *, hop_s: float = 0.02):
     return plots.message_figure("Nothing to explain.")
 
 
-def explain_audio(audio, model: str = "mlp", **kwargs) -> tuple[dict[str, Any], Any]:
+def explain_audio(audio, model: str = "mlp", *, recognizer=None, **kwargs) -> tuple[dict[str, Any], Any]:
     """Explain the prediction of a saved model for any audio source (path, bytes, ``(sr, array)``).
 
     Returns
@@ -311,7 +311,11 @@ def explain_audio(audio, model: str = "mlp", **kwargs) -> tuple[dict[str, Any], 
 
     from .cluster import one_blas_thread
 
-    rec = get_recognizer(model)
+    if audio is None:
+        from .errors import AudioError
+
+        raise AudioError("No audio: record or upload a clip first.")
+    rec = recognizer if recognizer is not None else get_recognizer(model)  # the app passes its served model
     y = rec.load(audio)
     with one_blas_thread():  # 512 small matrix products: a second BLAS thread only spins (2x slower here)
         result = explain(rec, y, **kwargs)

@@ -134,6 +134,16 @@ def test_predict_batch_gives_one_row_per_file_and_an_error_column(client, clips,
     assert "not audio" in failed["error"].lower() and not failed["emotion"]
 
 
+def test_explain_returns_feature_family_attributions(client, clips):
+    r = client.predict(handle_file(str(clips["angry"])), "mlp", api_name="/explain")
+    assert r["kind"] and r["target"] in ("neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised")
+    assert set(r["names"]) >= {"mfcc", "mel", "pitch"}
+    total = sum(r["attributions"]) if isinstance(r["attributions"], list) else sum(r["attributions"].values())
+    assert total == pytest.approx(r["probability"] - r["baseline_probability"], abs=1e-3)  # Shapley efficiency
+    with pytest.raises(Exception, match="not audio"):
+        client.predict(handle_file(__file__), "mlp", api_name="/explain")  # a Python file is not audio
+
+
 def test_analyze_a_ravdess_clip(client, clips):
     r = client.predict(handle_file(str(clips["sad"])), api_name="/analyze")
     assert r["sr"] == 16000 and r["fft"]["available"] and r["stft"]["available"]
