@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from app_server import REPO, free_port, models_copy, record_timing, running_app,
 from audio_cases import make_cases
 
 gradio_client = pytest.importorskip("gradio_client")
+from gradio_client.utils import Status
 from gradio_client import Client, handle_file  # noqa: E402
 from gradio_client.exceptions import AppError  # noqa: E402
 
@@ -205,24 +205,20 @@ def test_training_saves_and_serves_a_new_version_and_refuses_a_second_run(client
     args = dict(kind="mlp", data_dir=str(ravdess_dir), speakers="01 02", hidden="64", alpha=0.01,
                 learning_rate=0.001, batch_size=64, epochs=5, augment=False, search=False, importance=False,
                 admin_token="")
-    out: dict = {}
-
-    def first():
-        try:
-            out["result"] = client.predict(**args, api_name="/train")
-        except Exception as e:  # noqa: BLE001 - reported below
-            out["result"] = e
-
-    runner = threading.Thread(target=first)
-    runner.start()
-    time.sleep(1.0)
+    job = client.submit(**args, api_name="/train")
+    deadline = time.monotonic() + 120
+    while job.status().code not in (Status.PROGRESS, Status.FINISHED) and time.monotonic() < deadline:
+        time.sleep(0.02)  # send the second request only once the first holds the training lock
+    assert job.status().code == Status.PROGRESS, job.status()
     t0 = time.perf_counter()
     with pytest.raises(AppError, match="already in progress"):
         client.predict(**args, api_name="/train")
     assert time.perf_counter() - t0 < 10  # refused at once, not queued behind the first
     during = client.predict(handle_file(str(clips["angry"])), "mlp", api_name="/predict")
-    runner.join(timeout=600)
-    result = out["result"]
+    try:
+        result = job.result(timeout=600)
+    except Exception as e:  # noqa: BLE001 - reported below
+        result = e
     assert isinstance(result, dict), result
     if during["version"] != before:  # the first run may have finished already on a fast machine
         assert during["version"] == result["version"]
