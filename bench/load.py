@@ -12,8 +12,8 @@
 2. **latency** of a 3 s RAVDESS clip, one client, rounds of ``/noop`` (takes the same upload and
    does nothing: Gradio's own round trip), ``/predict`` with the MLP, the CNN and the ensemble,
    interleaved so that a change in the machine's load hits every endpoint alike. p50/p95 and the p50
-   difference to ``/noop`` (the cost of ``ser``), and the server's CPU time per request (psutil),
-   which does not depend on what else runs on the machine.
+   difference to ``/noop`` (the cost of ``ser``), and the server's mean CPU time per request
+   (psutil), which depends far less on what else runs on the machine.
 3. **concurrency**: ``--clients`` threads (own ``gradio_client.Client`` each) × ``--requests``
    requests of real RAVDESS clips to ``/predict`` (MLP), then to ``/noop``: failures (must be 0),
    p50/p95/p99 latency, throughput. With ``--with-training`` a training run is started through
@@ -434,9 +434,9 @@ def main() -> int:
     print(row(f"RSS with {', '.join(args.models)} loaded", f"{rss_loaded / MIB:.0f} MiB", "≤ 1 GiB",
               rss_loaded <= RSS_TARGET))
     noop50 = statistics.median(lat["wall"]["noop"])
-    noop_cpu = statistics.median(lat["cpu"]["noop"])
+    noop_cpu = statistics.fmean(lat["cpu"]["noop"])  # mean: psutil's CPU times tick every 10 ms
     print(row(f"/noop, 3 s clip upload (Gradio's own round trip), {args.rounds} calls",
-              f"p50 {noop50:.0f} ms, p95 {pct(lat['wall']['noop'], 95):.0f} ms; server CPU {noop_cpu:.0f} ms/call"))
+              f"p50 {noop50:.0f} ms, p95 {pct(lat['wall']['noop'], 95):.0f} ms; server CPU {noop_cpu:.1f} ms/call"))
     for kind in args.models:
         w, c = lat["wall"][kind], lat["cpu"][kind]
         added = statistics.median(w) - noop50
@@ -444,7 +444,7 @@ def main() -> int:
         note = f" ({notes[kind]})" if notes.get(kind, "bundled") != "bundled" else ""
         print(row(f"/predict {kind}{note}, 3 s clip",
                   f"p50 {statistics.median(w):.0f} ms (+{added:.0f} ms over /noop), p95 {pct(w, 95):.0f} ms; "
-                  f"server CPU {statistics.median(c):.0f} ms/call (+{statistics.median(c) - noop_cpu:.0f})",
+                  f"server CPU {statistics.fmean(c):.1f} ms/call (+{statistics.fmean(c) - noop_cpu:.1f})",
                   f"+≤ {target:g} ms at p50" if target else "", added <= target if target else None))
 
     def load_row(name: str, r: dict) -> None:
