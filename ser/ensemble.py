@@ -4,6 +4,12 @@ Weights: equal (``mlp 0.5, cnn 0.5``). Nothing is chosen from data, so nothing c
 test fold; a learned weight would need out-of-fold predictions *inside* every training side
 (seven more CNN trainings per protocol), which the 2-core budget does not allow.
 
+The members' *raw* probabilities are averaged (an MLP's own temperature is undone inside the
+ensemble), because those are what the out-of-fold evaluation measured. The ensemble then has
+its own temperature (:mod:`ser.calibration`), fitted like the MLP's on out-of-fold predictions of
+its training clips (the speaker-independent ones): it moves confidences, never the arg-max, so
+the metrics are those of the raw average.
+
 Evaluation uses the members' own out-of-fold predictions from the *same* splits
 (:func:`ser.evaluate.protocol_splits` is deterministic): the ensemble's probability for a clip
 is the weighted mean of the MLP's and the CNN's probabilities for that clip, each from a model
@@ -11,8 +17,10 @@ that never saw it (nor, speaker-independently, its speaker).
 
 The saved folder is self-contained, so it can be pushed to the Hub alone::
 
-    config.json        {"model_type": "ensemble", "weights": {"mlp": 0.5, "cnn": 0.5}, "labels", "audio"}
-    mlp/, cnn/         complete version folders of the members (their own metadata and sha256)
+    config.json        {"model_type": "ensemble", "weights": {"mlp": 0.5, "cnn": 0.5}, "temperature",
+                        "labels", "audio"}
+    mlp/, cnn/         the members' version folders (their own metadata and sha256), without the
+                       seed-compatible pickles / HDF5, which ser never loads
     oof_predictions.npz  the ensemble's out-of-fold probabilities (when trained here)
     metadata.json, README.md
 """
@@ -28,6 +36,7 @@ from typing import Sequence
 
 import numpy as np
 
+from . import artifacts
 from .corpora import Clip
 from .errors import ModelError
 from .evaluate import PROTOCOLS, ProtocolResult, classification_metrics, confused_pairs, describe
@@ -46,7 +55,8 @@ class EnsembleRecognizer(Recognizer):
     kind = "ensemble"
 
     def __init__(self, members: dict[str, Recognizer], *, weights: dict[str, float] | None = None,
-                 labels=None, audio=None, metadata=None, oof: dict | None = None):
+                 temperature: float | None = None, labels=None, audio=None, metadata=None,
+                 oof: dict | None = None):
         if not members:
             raise ModelError("An ensemble needs at least one member.")
         weights = dict(DEFAULT_WEIGHTS if weights is None else weights)
@@ -67,19 +77,40 @@ class EnsembleRecognizer(Recognizer):
         self.weights = {k: float(v) / total for k, v in weights.items()}
         self.members = dict(members)
         self._columns = {name: [m.labels.index(lab) for lab in self.labels] for name, m in members.items()}
+        self.temperature = None if temperature is None else float(temperature)
         self.oof = oof
 
     def member_proba(self, y: np.ndarray) -> dict[str, np.ndarray]:
-        """Each member's probabilities ``[len(labels)]`` (in this ensemble's label order)."""
-        return {name: np.asarray(m.predict_proba(y), dtype=np.float64)[self._columns[name]]
-                for name, m in self.members.items()}
+        """Each member's raw probabilities ``[len(labels)]`` (in this ensemble's label order).
+
+        A member's own temperature is undone (``softmax(T log p_T) = p``): the ensemble averages
+        what its evaluation averaged.
+        """
+        from .calibration import apply_temperature
+
+        out = {}
+        for name, m in self.members.items():
+            p = np.asarray(m.predict_proba(y), dtype=np.float64)
+            t = getattr(m, "temperature", None)
+            if t is not None:
+                p = apply_temperature(p, 1.0 / t)
+            out[name] = p[self._columns[name]]
+        return out
 
     def predict_proba(self, y: np.ndarray) -> np.ndarray:
         parts = self.member_proba(y)
-        return sum(self.weights[name] * p for name, p in parts.items())
+        p = sum(self.weights[name] * q for name, q in parts.items())
+        if self.temperature is not None:
+            from .calibration import apply_temperature
+
+            p = apply_temperature(p, self.temperature)
+        return p
 
     def config(self) -> dict:
-        return {**super().config(), "weights": self.weights, "members": {k: k for k in self.members}}
+        cfg = {**super().config(), "weights": self.weights, "members": {k: k for k in self.members}}
+        if self.temperature is not None:
+            cfg["temperature"] = self.temperature
+        return cfg
 
     def _write(self, folder: Path) -> None:
         for name, member in self.members.items():
@@ -103,18 +134,29 @@ class EnsembleRecognizer(Recognizer):
             from .cnn import load_oof
 
             oof = load_oof(folder / OOF_FILE)
-        return cls(members, weights=weights, labels=config.get("labels"), audio=config.get("audio"),
-                   metadata=metadata, oof=oof)
+        return cls(members, weights=weights, temperature=config.get("temperature"), labels=config.get("labels"),
+                   audio=config.get("audio"), metadata=metadata, oof=oof)
+
+
+#: Not copied into an ensemble: hidden files, older versions, and the seed-compatible pickles / HDF5
+#: (ser never loads them, a member may lack them, and they would double the folder's size).
+_MEMBER_IGNORE = shutil.ignore_patterns(".*", "versions", *artifacts.UNSAFE_PATTERNS)
 
 
 def _copy_member(member: Recognizer, target: Path) -> None:
-    """Copy a member's saved version folder into ``target`` (saving it first if it never was)."""
+    """Copy the version folder a member was loaded from into ``target`` (saving it first if it
+    never was). Loaded from a models root, the immutable ``versions/<its version>`` is copied, not
+    the top-level mirror, which a concurrent save may have moved on to a newer version."""
     if member.path is not None and (Path(member.path) / "metadata.json").is_file():
-        shutil.copytree(member.path, target, ignore=shutil.ignore_patterns(".*", "versions"))
+        source = Path(member.path)
+        exact = source / "versions" / str(member.metadata.get("version", ""))
+        if member.metadata.get("version") and (exact / "metadata.json").is_file():
+            source = exact
+        shutil.copytree(source, target, ignore=_MEMBER_IGNORE)
         return
     with tempfile.TemporaryDirectory(prefix="ser-member-") as tmp:
         version = member.save_pretrained(Path(tmp) / member.kind)
-        shutil.copytree(version, target)
+        shutil.copytree(version, target, ignore=_MEMBER_IGNORE)
         member.path = None  # the temporary folder disappears
 
 
@@ -167,9 +209,14 @@ def build_ensemble(
     clips: Sequence[Clip],
     *,
     weights: dict[str, float] | None = None,
+    calibrate: bool = True,
     data_root: str | None = None,
 ) -> tuple[EnsembleRecognizer, EnsembleReport]:
     """The ensemble of trained members and its metrics under every protocol they share.
+
+    ``calibrate``: fit the ensemble's temperature on its speaker-independent out-of-fold
+    probabilities (every clip once, each from models that never heard its speaker) — the training
+    clips of the shipped ensemble; the metrics do not change (same arg-max).
 
     Parameters
     ----------
@@ -177,26 +224,43 @@ def build_ensemble(
     member_results : {"mlp": {protocol: ProtocolResult}, "cnn": {...}}
         The members' out-of-fold results (``report.results`` of ``train_mlp`` / ``train_cnn``).
     """
+    from .calibration import apply_temperature, expected_calibration_error, fit_temperature
     from .cnn import oof_of
     from .training import _audio_settings, data_summary, library_versions
 
     weights = dict(DEFAULT_WEIGHTS if weights is None else weights)
     protocols = [p for p in PROTOCOLS if all(p in member_results[n] for n in members)]
     results = {p: combine_results({n: member_results[n][p] for n in members}, weights, clips) for p in protocols}
+    temperature, calibration = None, None
+    si = results.get("speaker_independent")
+    if calibrate and si is not None:
+        temperature = fit_temperature(si.proba, si.y_true)
+        calibration = {
+            "method": "temperature scaling of the averaged probabilities", "temperature": temperature,
+            "fitted_on": "the ensemble's speaker-independent out-of-fold probabilities of all its training "
+                         "clips (members' raw probabilities; MLP temperature undone inside the ensemble)",
+            "ece": "top-label expected calibration error, 15 equal-width bins",
+            "training_oof": {"ece_before": expected_calibration_error(si.proba, si.y_true),
+                             "ece_after_in_sample": expected_calibration_error(
+                                 apply_temperature(si.proba, temperature), si.y_true)},
+        }
     metadata = {
         "model": "ensemble",
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "params": {"weights": weights, "combination": "weighted mean of the members' probabilities",
                    "weights_chosen": "fixed in advance (equal); nothing is fitted on any test fold",
+                   "member_probabilities": "raw (an MLP's temperature is undone inside the ensemble)",
                    "members": {n: {"model": m.kind, "version": m.metadata.get("version"),
                                    "params": m.metadata.get("params")} for n, m in members.items()}},
         "preprocessing": {"audio": _audio_settings(),
                           **{n: m.metadata.get("preprocessing") for n, m in members.items()}},
         "data": data_summary(clips, data_root),
         "metrics": {p: r.metrics for p, r in results.items()},
+        "calibration": calibration,
         "library_versions": library_versions(),
     }
-    rec = EnsembleRecognizer(members, weights=weights, metadata=metadata, oof=oof_of(results, clips))
+    rec = EnsembleRecognizer(members, weights=weights, temperature=temperature, metadata=metadata,
+                             oof=oof_of(results, clips))
     return rec, EnsembleReport(metadata, results)
 
 

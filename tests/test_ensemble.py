@@ -78,6 +78,25 @@ def test_predict_proba_is_the_weighted_mean_of_members(members):
     assert ens.predict_array(y).model == "ensemble"
 
 
+def test_member_temperature_is_undone_and_the_ensemble_applies_its_own(members):
+    from ser.calibration import apply_temperature
+    from ser.ensemble import EnsembleRecognizer
+
+    y = voice(180.0)
+    raw = EnsembleRecognizer(members).predict_proba(y)
+    mlp = members["mlp"]
+    try:
+        mlp.temperature = 3.0  # a calibrated MLP: softer on its own, raw inside the ensemble
+        assert not np.allclose(mlp.predict_proba(y), members["mlp"].pipeline.predict_proba(
+            mlp.features_of(y)[None])[0][mlp._columns])
+        assert np.allclose(EnsembleRecognizer(members).predict_proba(y), raw, atol=1e-9)
+        scaled = EnsembleRecognizer(members, temperature=2.0).predict_proba(y)
+        assert np.allclose(scaled, apply_temperature(raw, 2.0), atol=1e-12)
+        assert scaled.argmax() == raw.argmax() and scaled.max() < raw.max()
+    finally:
+        mlp.temperature = None
+
+
 def test_bad_weights_are_refused(members):
     from ser.ensemble import EnsembleRecognizer
 
@@ -150,3 +169,39 @@ def test_build_ensemble_metadata_has_the_member_keys(members):
     for key in ("params", "preprocessing", "data", "library_versions", "created"):
         assert key in meta
     assert set(rec.oof) == {"speaker_independent", "stratified"}
+    assert rec.temperature == meta["calibration"]["temperature"] and rec.config()["temperature"] > 0
+
+
+@pytest.mark.slow
+def test_train_all_reusing_a_saved_cnn_evaluates_on_the_same_splits(tmp_path, monkeypatch):
+    """The `train.py ensemble --cnn DIR` path: the CNN's saved out-of-fold predictions meet a
+    freshly evaluated MLP's on the same clips; the ensemble is saved and served."""
+    pytest.importorskip("keras")
+    import soundfile as sf
+
+    from ser.cnn import train_cnn
+    from ser.ensemble import train_all
+
+    monkeypatch.setenv("SER_CACHE_DIR", str(tmp_path / "cache"))
+    clips = []
+    for s in range(4):
+        for i in range(8):
+            path = tmp_path / f"s{s}_{i}.wav"
+            sf.write(path, voice(130.0 if i % 2 == 0 else 800.0, 1.0 + 0.05 * i), SR)
+            clips.append(Clip(str(path), LABELS[i % 2], f"syn_{s}", "female" if s % 2 else "male", "syn"))
+    tiny = {"filters": [4, 8], "block_dropout": 0.0, "dropout": 0.0, "batch_size": 16, "validation_speakers": 1}
+    cnn, _ = train_cnn(clips, params=tiny, epochs=2, variants=(), n_jobs=1)
+    cnn_dir = cnn.save_pretrained(tmp_path / "models" / "cnn")
+    out = train_all(clips, cnn_from=str(tmp_path / "models" / "cnn"), n_jobs=1,
+                    mlp_kwargs={"search": False, "importance": False, "variants": ()})
+    ens, results, _ = out["ensemble"]
+    assert out["cnn"][2] is True and cnn_dir.parent.parent == out["cnn"][0].path  # the served mirror
+    for protocol in ("speaker_independent", "stratified"):
+        assert np.array_equal(np.sort(results[protocol].test_index),
+                              np.sort(out["mlp"][1][protocol].test_index))
+        m = ens.metadata["metrics"][protocol]
+        assert m["n_test"] == len(results[protocol].test_index) and set(m["members"]) == {"mlp", "cnn"}
+    assert ens.metadata["metrics"]["speaker_independent"]["n_test"] == len(clips)
+    folder = ens.save_pretrained(tmp_path / "models" / "ensemble")
+    again = Recognizer.from_pretrained(folder)
+    assert np.allclose(again.predict_proba(voice(300.0)), ens.predict_proba(voice(300.0)), atol=1e-9)
