@@ -31,6 +31,7 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 import gradio as gr  # noqa: E402
 
 from ser import batch as ser_batch  # noqa: E402
+from ser import evaluation_reports as studies  # noqa: E402
 from ser import explain as ser_explain  # noqa: E402
 from ser import service  # noqa: E402
 from ser import timeline as ser_timeline  # noqa: E402
@@ -66,9 +67,15 @@ def user_errors(fn):
         try:
             return fn(*args, **kwargs)
         except SerError as e:
-            raise gr.Error(str(e), print_exception=False) from None
+            raise gr.Error(service.public_text(str(e)), print_exception=False) from None
 
     return wrapper
+
+
+def client_of(request: gr.Request | None) -> str:
+    """The address a request came from (wrong admin tokens are counted per address)."""
+    client = getattr(request, "client", None)
+    return str(getattr(client, "host", None) or "unknown")
 
 
 # -- handlers: plain values in, JSON-friendly values out (the API) ---------------------------
@@ -93,9 +100,9 @@ def analyze(audio: str | None) -> dict:
 @user_errors
 def train(kind: str, data_dir: str, speakers: str, hidden: str, alpha: float, learning_rate: float,
           batch_size: float, epochs: float, augment: bool, search: bool, importance: bool,
-          admin_token: str, progress=gr.Progress()) -> dict:
+          admin_token: str, request: gr.Request = None, progress=gr.Progress()) -> dict:
     """Train MLP or CNN on a data folder, evaluate both protocols, save and serve the new version."""
-    service.check_admin(admin_token)
+    service.check_admin(admin_token, client=client_of(request))
     return service.train(
         kind, data_dir, registry=REGISTRY, speakers=speakers, hidden=hidden if kind == "mlp" else None,
         alpha=alpha if kind == "mlp" else None, learning_rate=learning_rate if kind == "mlp" else None,
@@ -111,24 +118,25 @@ def models() -> dict:
 
 
 @user_errors
-def use_version(kind: str, version: str, admin_token: str) -> dict:
+def use_version(kind: str, version: str, admin_token: str, request: gr.Request = None) -> dict:
     """Serve a saved version of a model (blank version: the newest)."""
-    service.check_admin(admin_token)
+    service.check_admin(admin_token, client=client_of(request))
     return service.use_version(kind, version, registry=REGISTRY)
 
 
 @user_errors
-def push(kind: str, version: str, repo_id: str, private: bool, hf_token: str, admin_token: str) -> dict:
+def push(kind: str, version: str, repo_id: str, private: bool, hf_token: str, admin_token: str,
+         request: gr.Request = None) -> dict:
     """Push a saved version (blank: the newest) to a Hugging Face Hub model repo."""
-    service.check_admin(admin_token)
+    service.check_admin(admin_token, client=client_of(request))
     return service.push_model(kind, repo_id, version=version, private=private, hf_token=hf_token,
                               registry=REGISTRY)
 
 
 @user_errors
-def pull(repo_id: str, revision: str, hf_token: str, admin_token: str) -> dict:
+def pull(repo_id: str, revision: str, hf_token: str, admin_token: str, request: gr.Request = None) -> dict:
     """Download a model repo from the Hub (verified) and serve it."""
-    service.check_admin(admin_token)
+    service.check_admin(admin_token, client=client_of(request))
     return service.pull_model(repo_id, revision, hf_token=hf_token, registry=REGISTRY)
 
 
@@ -183,7 +191,7 @@ def timeline_files(result: dict) -> list[str]:
 
 
 def show_prediction(result: dict):
-    from ser.report_plots import probabilities_bar
+    from ser.plots import probabilities_bar
 
     probs, label, conf = result["probabilities"], result["label"], result["confidence"]
     where = f"{result['model'].upper()} {result.get('version', '')}".strip()
@@ -265,8 +273,7 @@ def analysis_numbers(a: dict) -> str:
 
 
 def show_training(summary: dict):
-    from ser.plots import history_curves
-    from ser.report_plots import confusion_matrix, empty_figure, importance_bar
+    from ser.plots import confusion_matrix, history_curves, importance_bar, message_figure
 
     metrics = summary.get("metrics", {})
     rows = ["| protocol | accuracy | UAR | macro F1 | macro precision | n test |", "|---|---|---|---|---|---|"]
@@ -282,7 +289,7 @@ def show_training(summary: dict):
     for name in ("speaker_independent", "stratified"):
         m = metrics.get(name)
         figs.append(confusion_matrix(m["confusion"], m["labels"], title=f"Confusion: {name.replace('_', ' ')}")
-                    if m else empty_figure(f"No {name} protocol in this run."))
+                    if m else message_figure(f"No {name} protocol in this run."))
     history = summary.get("history")
     importance = (summary.get("feature_importance") or {}).get("speaker_independent")
     if history and history.get("loss"):  # CNN: the final model's curves, the folds' faintly
@@ -290,7 +297,7 @@ def show_training(summary: dict):
     elif importance:
         extra = importance_bar(importance)
     else:
-        extra = empty_figure("Feature importance was not computed (enable it) and this model has no curves.")
+        extra = message_figure("Feature importance was not computed (enable it) and this model has no curves.")
     errors = []
     for name, m in metrics.items():
         for pair in m.get("error_analysis", [])[:4]:
@@ -493,6 +500,17 @@ def build_demo() -> gr.Blocks:
                         push_btn = gr.Button("Push the selected version", elem_id="push-btn")
                         pull_btn = gr.Button("Pull and serve", elem_id="pull-btn")
                 action_json = gr.JSON(label="Result", elem_id="models-result")
+                # stored study results (reports/*.json): what the shipped recipes do off their training data
+                with gr.Accordion("How the models hold up: noise, phones, other corpora, confidence", open=False,
+                                  elem_id="studies"):
+                    gr.Plot(studies.robustness_chart(), label="Accuracy under degraded audio",
+                            elem_id="robustness-plot")
+                    with gr.Row():
+                        gr.Plot(studies.reliability_chart(kind="mlp"), label="MLP confidence",
+                                elem_id="reliability-mlp")
+                        gr.Plot(studies.reliability_chart(kind="cnn"), label="CNN confidence",
+                                elem_id="reliability-cnn")
+                    gr.Markdown(studies.STUDIES_NOTE + "\n\n" + studies.bundled_table(), elem_id="studies-table")
 
         # -- wiring -----------------------------------------------------------------------------
         audio.change(clear_results, None, [label, bar, verdict, timeline_plot, timeline_note],

@@ -82,6 +82,8 @@ def main(argv=None) -> int:
     ap.add_argument("--models", nargs="+", default=list(DEFAULT_MODELS), choices=MODELS)
     ap.add_argument("--inner-splits", type=int, default=3)
     ap.add_argument("--actors", type=int, default=24, help="first N actors only (a quick smoke run)")
+    ap.add_argument("--robust-variants", nargs="+", default=list(TRAINING_VARIANTS), metavar="NAME",
+                    help="degraded training copies of the robust model (default: %(default)s)")
     ap.add_argument("--dry-run", action="store_true", help="write nothing")
     ap.add_argument("--calibration-only", action="store_true",
                     help="write only reports/calibration_inner<N>.json (a follow-up with another --inner-splits)")
@@ -93,7 +95,7 @@ def main(argv=None) -> int:
     clips = [c for c in load_clips(["ravdess"]) if int(c.speaker.split("_")[1]) <= args.actors]
     labels = labels_of(clips)
     aug = (ORIGINAL, *VARIANTS)
-    extra = TRAINING_VARIANTS
+    extra = tuple(args.robust_variants)
     log(f"features: {len(clips)} clips x ({len(aug)} + {len(TEST_CONDITIONS)}) variants")
     X = np.concatenate([features(clips, aug), features(clips, TEST_CONDITIONS)], axis=1)
     col = {name: i for i, name in enumerate(aug + TEST_CONDITIONS + extra)}
@@ -199,7 +201,7 @@ def main(argv=None) -> int:
         "study": "accuracy under degraded audio, standard vs robust training (issue 8.2)",
         "protocol": protocol, "labels": labels, "chance_uar": 1 / len(labels),
         "conditions": {c: _describe(c) for c in conditions},
-        "training": {"standard": list(aug), "robust": list(aug + TRAINING_VARIANTS),
+        "training": {"standard": list(aug), "robust": list(aug + extra),
                      "robust_chains": "per clip: reverb RT60 0.2-0.9 s (30 %), white/babble noise 5-20 dB (60 %), "
                                       "gain -20..+6 dB, then telephone (20 %) / Opus 6-16 kbit/s (20 %) / "
                                       "MP3 16-32 kbit/s (20 %) / none"},
@@ -298,7 +300,9 @@ def _describe(c: str) -> str:
             "gain": lambda: f"gain {a[0]:+g} dB{' (clipped at full scale)' if a[0] > 0 else ''}"}[kind]()
 
 
-def _pngs(results: dict, calib: dict, conditions, decision: dict | None) -> None:
+def _pngs(results: dict, calib: dict, conditions, decision: dict | None, *, model: str = "MLP",
+          suffix: str = "") -> None:
+    """``reports/robustness{suffix}.png`` and ``reports/reliability{suffix}.png`` (needs matplotlib)."""
     try:
         import matplotlib
 
@@ -320,12 +324,12 @@ def _pngs(results: dict, calib: dict, conditions, decision: dict | None) -> None
         ax.set_xticks(x, conditions, rotation=35, ha="right", fontsize=8)
         ax.set_ylabel("accuracy %")
         ax.set_ylim(0, 100)
-        ax.set_title("MLP on RAVDESS, speaker-independent (6 folds): accuracy under degraded test audio")
+        ax.set_title(f"{model} on RAVDESS, speaker-independent (6 folds): accuracy under degraded test audio")
         ax.legend(fontsize=8)
         fig.tight_layout()
-        fig.savefig(REPORTS / "robustness.png")
+        fig.savefig(REPORTS / f"robustness{suffix}.png")
         plt.close(fig)
-        log("wrote reports/robustness.png")
+        log(f"wrote reports/robustness{suffix}.png")
     shipped = "robust" if (results.get("robust") and decision and decision["keep_robust_training"]) else "standard"
     if shipped in calib:
         c = calib[shipped]["clean"]
@@ -337,12 +341,12 @@ def _pngs(results: dict, calib: dict, conditions, decision: dict | None) -> None
         ax.plot([0, 1], [0, 1], color="grey", lw=1, ls=":")
         ax.set_xlabel("confidence (top probability)")
         ax.set_ylabel("accuracy")
-        ax.set_title(f"Reliability of the {shipped}-trained MLP, RAVDESS unseen actors", fontsize=9)
+        ax.set_title(f"Reliability of the {shipped}-trained {model}, RAVDESS unseen actors", fontsize=9)
         ax.legend(fontsize=8, loc="upper left")
         fig.tight_layout()
-        fig.savefig(REPORTS / "reliability.png")
+        fig.savefig(REPORTS / f"reliability{suffix}.png")
         plt.close(fig)
-        log("wrote reports/reliability.png")
+        log(f"wrote reports/reliability{suffix}.png")
 
 
 if __name__ == "__main__":

@@ -113,6 +113,86 @@ class MLPStudy:
         return fit_temperature(oof, y), oof
 
 
+class CNNStudy:
+    """Fit and apply the CNN (:data:`ser.cnn.DEFAULT_PARAMS`, seed 0) on cached log-mel windows: the
+    counterpart of :class:`MLPStudy` with the same ``fit`` / ``proba`` interface.
+
+    Parameters
+    ----------
+    images : list of lists of np.ndarray
+        ``images[i][j]``: log-mel windows of clip ``i`` in variant column ``j`` (:func:`logmel`).
+    clips, labels : as for :class:`MLPStudy`
+    train_cols : variant columns training images come from (0 = the clean clip)
+    groups : identical-recording ids (file hashes) for the clip-level validation fallback
+    """
+
+    def __init__(self, images: list, clips: Sequence[Clip], labels: Sequence[str], *,
+                 train_cols: Sequence[int] = (0,), groups: Sequence[str] | None = None, params: dict | None = None):
+        from ser.cnn import DEFAULT_PARAMS as CNN_PARAMS
+
+        self.images = images
+        self.clips = list(clips)
+        self.labels = list(labels)
+        self.classes = sorted(self.labels)
+        self.train_cols = list(train_cols)
+        self.groups = groups
+        self.params = {**CNN_PARAMS, **(params or {})}
+        self.y = np.array([self.classes.index(c.emotion) for c in self.clips])
+        self.history: list[dict] = []
+
+    def _view(self, idx: np.ndarray, cols: Sequence[int]) -> list:
+        view: list = [[] for _ in self.images]
+        for i in idx:
+            view[i] = [self.images[i][c] for c in cols]
+        return view
+
+    def fit(self, idx: np.ndarray):
+        """A CNN trained on clips ``idx`` (every training column), early-stopped on 2 of their speakers
+        (:func:`ser.cnn.validation_split`, as :func:`ser.cnn.train_cnn` does). Returns ``(model, val_idx)``."""
+        from ser.cnn import fit_cnn, validation_split
+
+        fit_idx, val_idx = validation_split(self.clips, idx, n_speakers=int(self.params["validation_speakers"]),
+                                            seed=SEED, groups=self.groups)
+        view = self._view(np.concatenate([fit_idx, val_idx]), self.train_cols)
+        model, hist = fit_cnn(view, self.y, fit_idx, val_idx, n_classes=len(self.classes), params=self.params,
+                              seed=SEED)
+        self.history.append({k: hist[k] for k in ("epochs", "best_epoch", "seconds_per_epoch")})
+        return model, val_idx
+
+    def proba(self, fitted, idx: np.ndarray, col: int = 0) -> np.ndarray:
+        """Clip probabilities (mean over windows, unaugmented) in ``labels`` order."""
+        from ser.cnn import _clip_proba
+
+        p = _clip_proba(fitted[0], self._view(idx, [col]), np.asarray(idx))
+        return p[:, [self.classes.index(lab) for lab in self.labels]]
+
+    def temperature(self, fitted) -> tuple[float, np.ndarray, np.ndarray]:
+        """``T`` fitted on the clean clips of the validation speakers: held out of the gradient
+        steps but on the training side (they chose the early-stopping epoch, so ``T`` may be a little
+        small). Returns ``(T, their probabilities, their labels)``."""
+        val = fitted[1]
+        p = self.proba(fitted, val, 0)
+        y = np.array([self.labels.index(self.clips[i].emotion) for i in val])
+        return fit_temperature(p, y), p, y
+
+
+def logmel(clips: Sequence[Clip], variants: Sequence[str]) -> tuple[list, list[str]]:
+    """Log-mel windows ``images[i][j]`` of every clip and variant from the cache, and file hashes."""
+    from ser.cnn import logmel_corpus
+
+    return logmel_corpus([c.path for c in clips], variants=tuple(variants), n_jobs=N_JOBS)
+
+
+def release_keras() -> None:
+    """Free the graph of finished models between folds (memory stays flat over many fits)."""
+    import gc
+
+    from ser.cnn import keras_module
+
+    keras_module().backend.clear_session()
+    gc.collect()
+
+
 def save_json(name: str, payload: dict) -> Path:
     REPORTS.mkdir(exist_ok=True)
     path = REPORTS / name
@@ -130,5 +210,5 @@ def library_note() -> dict:
             "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
 
 
-__all__ = ["MLPStudy", "load_clips", "features", "save_json", "log", "library_note", "REPORTS",
+__all__ = ["MLPStudy", "CNNStudy", "logmel", "release_keras", "load_clips", "features", "save_json", "log", "library_note", "REPORTS",
            "apply_temperature"]

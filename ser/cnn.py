@@ -182,8 +182,8 @@ class CNNRecognizer(Recognizer):
     kind = "cnn"
 
     def __init__(self, model, *, labels, classes=None, spectrogram=None, audio=None, metadata=None,
-                 oof: dict | None = None):
-        super().__init__(labels=labels, audio=audio, metadata=metadata)
+                 oof: dict | None = None, temperature: float | None = None):
+        super().__init__(labels=labels, audio=audio, metadata=metadata, temperature=temperature)
         self.model = model
         self.classes = [str(c) for c in (sorted(self.labels) if classes is None else classes)]
         if sorted(self.classes) != sorted(self.labels):
@@ -206,7 +206,7 @@ class CNNRecognizer(Recognizer):
         X = np.asarray(X, dtype=np.float32)
         with self._lock:
             p = np.asarray(self.model.predict_on_batch(X), dtype=np.float64)
-        return p.mean(axis=0)[self._columns]
+        return self.calibrated(p.mean(axis=0)[self._columns])
 
     def predict_proba(self, y: np.ndarray) -> np.ndarray:
         return self.proba_from_windows(self.windows(y))
@@ -238,7 +238,7 @@ class CNNRecognizer(Recognizer):
         oof = load_oof(folder / OOF_FILE) if (folder / OOF_FILE).is_file() else None
         return cls(model, labels=config["labels"], classes=config.get("classes"),
                    spectrogram=config.get("spectrogram"), audio=config.get("audio"), metadata=metadata,
-                   oof=oof)
+                   oof=oof, temperature=config.get("temperature"))
 
 
 def _save_h5(model, path: Path) -> None:

@@ -72,12 +72,12 @@ class EnsembleRecognizer(Recognizer):
             if m.audio != first.audio:
                 raise ModelError(f"Members load audio differently ({name}: {m.audio} vs {first.audio}); "
                                  "an ensemble needs one audio setting.")
-        super().__init__(labels=labels, audio=first.audio if audio is None else audio, metadata=metadata)
+        super().__init__(labels=labels, audio=first.audio if audio is None else audio, metadata=metadata,
+                         temperature=temperature)
         total = float(sum(weights.values()))
         self.weights = {k: float(v) / total for k, v in weights.items()}
         self.members = dict(members)
         self._columns = {name: [m.labels.index(lab) for lab in self.labels] for name, m in members.items()}
-        self.temperature = None if temperature is None else float(temperature)
         self.oof = oof
 
     def member_proba(self, y: np.ndarray) -> dict[str, np.ndarray]:
@@ -91,26 +91,17 @@ class EnsembleRecognizer(Recognizer):
         out = {}
         for name, m in self.members.items():
             p = np.asarray(m.predict_proba(y), dtype=np.float64)
-            t = getattr(m, "temperature", None)
-            if t is not None:
-                p = apply_temperature(p, 1.0 / t)
+            if m.temperature is not None:
+                p = apply_temperature(p, 1.0 / m.temperature)
             out[name] = p[self._columns[name]]
         return out
 
     def predict_proba(self, y: np.ndarray) -> np.ndarray:
         parts = self.member_proba(y)
-        p = sum(self.weights[name] * q for name, q in parts.items())
-        if self.temperature is not None:
-            from .calibration import apply_temperature
-
-            p = apply_temperature(p, self.temperature)
-        return p
+        return self.calibrated(sum(self.weights[name] * q for name, q in parts.items()))
 
     def config(self) -> dict:
-        cfg = {**super().config(), "weights": self.weights, "members": {k: k for k in self.members}}
-        if self.temperature is not None:
-            cfg["temperature"] = self.temperature
-        return cfg
+        return {**super().config(), "weights": self.weights, "members": {k: k for k in self.members}}
 
     def _write(self, folder: Path) -> None:
         for name, member in self.members.items():

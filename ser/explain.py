@@ -78,12 +78,7 @@ def _coalition_proba(recognizer, x: np.ndarray, base: np.ndarray, cols: list[np.
         z = act(z) @ w + b
     z = z - z.max(axis=1, keepdims=True)
     p = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
-    p = p[:, recognizer._columns]
-    if getattr(recognizer, "temperature", None) is not None:
-        from .calibration import apply_temperature
-
-        p = apply_temperature(p, recognizer.temperature)
-    return p
+    return recognizer.calibrated(p[:, recognizer._columns])
 
 
 def _first_layer_shortcut(recognizer):

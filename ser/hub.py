@@ -137,6 +137,12 @@ Cite the corpora:
 {%- endfor %}
 {% endif %}
 
+{% if studies %}
+## Beyond the training data
+
+{{ studies }}
+{% endif %}
+
 ## Intended use and limitations
 
 - Intended for research, teaching and demos of speech emotion recognition on short clips (2-5 s) of a
@@ -254,7 +260,7 @@ def _lines(mapping: Mapping, *, skip: tuple[str, ...] = ()) -> list[str]:
     return out
 
 
-def build_card(metadata: Mapping, *, repo_id: str | None = None) -> ModelCard:
+def build_card(metadata: Mapping, *, repo_id: str | None = None, studies: str | None = None) -> ModelCard:
     """The model card (``README.md``) of a saved model, from its ``metadata.json``.
 
     The YAML header carries what the Hub indexes: ``library_name``, ``pipeline_tag``, tags,
@@ -268,6 +274,10 @@ def build_card(metadata: Mapping, *, repo_id: str | None = None) -> ModelCard:
         ``preprocessing``, ``params``, ``files``). Missing keys leave their section short.
     repo_id : str, optional
         Used in the usage examples and as the model name; defaults to ``ser-<model>``.
+    studies : str, optional
+        Markdown for the "Beyond the training data" section (cross-corpus, robustness,
+        calibration); default :func:`ser.evaluation_reports.card_section` of ``metadata``, which is
+        empty for a model the stored studies do not describe. ``""`` leaves the section out.
     """
     from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
@@ -360,6 +370,10 @@ def build_card(metadata: Mapping, *, repo_id: str | None = None) -> ModelCard:
     kind_words = {"mlp": "scikit-learn MLP on handcrafted acoustic features (MFCC, chroma, mel, contrast, pitch)",
                   "cnn": "Keras CNN on 128x128 log-mel spectrogram windows",
                   "ensemble": "ensemble of the MLP and the CNN"}.get(kind, f"{kind} model")
+    if studies is None:
+        from .evaluation_reports import card_section
+
+        studies = card_section(dict(metadata))
     card = ModelCard.from_template(
         card_data,
         template_str=_CARD_TEMPLATE,
@@ -371,7 +385,7 @@ def build_card(metadata: Mapping, *, repo_id: str | None = None) -> ModelCard:
         or "not recorded in the metadata",
         share_alike=licence is not None and "-sa-" in licence,
         no_derivatives=any("-nd-" in _hub_licence(v) for v in licences.values()),
-        repo_id=repo_id or f"<user>/{model_name}", files=files,
+        repo_id=repo_id or f"<user>/{model_name}", files=files, studies=studies,
         safe_file_words={"mlp": "`model.skops` with an explicit list of trusted types",
                          "cnn": "`model.keras` with `safe_mode=True`"}.get(
             kind, "`model.skops` (trusted types listed) and `model.keras` (`safe_mode=True`)"),

@@ -14,7 +14,7 @@ Signal-math figures (data from :func:`ser.signal_math.analyze`): :func:`spectrum
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import plotly.graph_objects as go
@@ -32,6 +32,9 @@ __all__ = [
     "signal_math_figures",
     "emotion_timeline_figure",
     "history_curves",
+    "probabilities_bar",
+    "confusion_matrix",
+    "importance_bar",
 ]
 
 ArrayLike = Sequence[float] | np.ndarray
@@ -730,3 +733,55 @@ def occlusion_figure(
                        hovertemplate="t %{x:.2f} s, band %{y}: %{z:+.3f}<extra></extra>")]
     return _figure(data, title or f"Where the CNN heard {target or 'its answer'} (occlusion)",
                    xaxis=_axis("time (s)"), yaxis=_axis("mel band"))
+
+
+# -- a prediction and a training run's evaluation -----------------------------------------------
+
+def probabilities_bar(probabilities: Mapping[str, float], *, threshold: float | None = None,
+                      title: str = "Probability of each emotion") -> go.Figure:
+    """Horizontal bars of ``{emotion: p}`` in the given order; the top one outlined.
+
+    Parameters
+    ----------
+    probabilities : mapping of str -> float
+    threshold : float, optional
+        A dashed line where a top probability stops counting as certain.
+    """
+    labels = list(probabilities)
+    values = np.array([float(probabilities[k]) for k in labels])
+    top = int(values.argmax()) if len(values) else -1
+    bar = go.Bar(x=values, y=labels, orientation="h", text=[f"{v:.0%}" for v in values], textposition="outside",
+                 marker=dict(color=[EMOTION_COLORS.get(k, "#636efa") for k in labels],
+                             line=dict(width=[3 if i == top else 0 for i in range(len(labels))], color="#222")),
+                 hovertemplate="%{y}: %{x:.3f}<extra></extra>")
+    shapes, notes = [], []
+    if threshold is not None:
+        line, note = _vline(threshold, f"uncertain below {threshold:.0%}", dash="dash")
+        shapes, notes = [line], [note]
+    return _figure([bar], title, height=340, shapes=shapes, annotations=notes,
+                   xaxis=_axis("probability", range=[0, 1.08], tickformat=".0%"),
+                   yaxis=dict(autorange="reversed"))
+
+
+def confusion_matrix(confusion: Sequence[Sequence[int]], labels: Sequence[str], *,
+                     title: str = "Confusion matrix") -> go.Figure:
+    """Counts (true emotion down, predicted across), coloured by the share of each true row."""
+    cm = np.asarray(confusion, dtype=float)
+    rows = cm.sum(axis=1, keepdims=True)
+    share = np.divide(cm, rows, out=np.zeros_like(cm), where=rows > 0)
+    heat = go.Heatmap(z=share, x=list(labels), y=list(labels), colorscale="Blues", zmin=0, zmax=1,
+                      text=cm.astype(int), texttemplate="%{text}",
+                      colorbar=dict(title=dict(text="row share"), tickformat=".0%"),
+                      hovertemplate="true %{y}, predicted %{x}: %{text} (%{z:.0%})<extra></extra>")
+    return _figure([heat], title, height=420, xaxis=dict(title=dict(text="predicted"), side="bottom"),
+                   yaxis=dict(title=dict(text="true"), autorange="reversed"))
+
+
+def importance_bar(importance: Mapping[str, float], *,
+                   title: str = "Feature families: accuracy drop when permuted") -> go.Figure:
+    """Permutation importance per feature family, largest first."""
+    items = sorted(importance.items(), key=lambda kv: kv[1], reverse=True)
+    bar = go.Bar(x=[v for _, v in items], y=[k for k, _ in items], orientation="h", marker_color="#1f77b4",
+                 hovertemplate="%{y}: %{x:+.3f}<extra></extra>")
+    return _figure([bar], title, height=max(240, 40 + 26 * len(items)), xaxis=_axis("accuracy drop"),
+                   yaxis=dict(autorange="reversed"))

@@ -77,12 +77,24 @@ class Recognizer:
 
     kind: ClassVar[str] = ""
 
-    def __init__(self, *, labels, audio: dict | None = None, metadata: dict | None = None):
+    def __init__(self, *, labels, audio: dict | None = None, metadata: dict | None = None,
+                 temperature: float | None = None):
         self.labels = [str(x) for x in labels]
         self.audio = {**AUDIO_DEFAULTS, **(audio or {})}
         self.metadata = dict(metadata or {})
         self.path: Path | None = None
         self.warnings: list[str] = []
+        #: Temperature of :mod:`ser.calibration` (fitted on held-out training-side predictions);
+        #: ``None`` = the model's raw probabilities.
+        self.temperature = None if temperature is None else float(temperature)
+
+    def calibrated(self, proba: np.ndarray) -> np.ndarray:
+        """``proba`` (``[..., len(labels)]``) scaled by :attr:`temperature`, if any (arg-max unchanged)."""
+        if self.temperature is None:
+            return proba
+        from .calibration import apply_temperature
+
+        return apply_temperature(proba, self.temperature)
 
     # -- inference -------------------------------------------------------------------------
     def load(self, audio: AudioSource) -> np.ndarray:
@@ -115,7 +127,10 @@ class Recognizer:
     # -- persistence -----------------------------------------------------------------------
     def config(self) -> dict:
         """Constructor arguments, stored as ``config.json``."""
-        return {"model_type": self.kind, "labels": self.labels, "audio": self.audio}
+        cfg = {"model_type": self.kind, "labels": self.labels, "audio": self.audio}
+        if self.temperature is not None:
+            cfg["temperature"] = self.temperature
+        return cfg
 
     def _write(self, folder: Path) -> None:
         """Write the model's own files into ``folder`` (subclasses)."""
@@ -205,16 +220,13 @@ class MLPRecognizer(Recognizer):
         from .features import FeatureConfig
 
         labels = list(pipeline.classes_) if labels is None else labels
-        super().__init__(labels=labels, audio=audio, metadata=metadata)
+        super().__init__(labels=labels, audio=audio, metadata=metadata, temperature=temperature)
         self.pipeline = pipeline
         self.features = features if isinstance(features, FeatureConfig) else FeatureConfig(**(features or {}))
         classes = list(pipeline.classes_)
         if sorted(classes) != sorted(self.labels):
             raise ModelError(f"Pipeline classes {classes} do not match labels {self.labels}.")
         self._columns = [classes.index(lab) for lab in self.labels]
-        #: Temperature of :mod:`ser.calibration` (fitted on out-of-fold training predictions);
-        #: ``None`` = the network's raw probabilities.
-        self.temperature = None if temperature is None else float(temperature)
 
     def features_of(self, y: np.ndarray) -> np.ndarray:
         from .features import extract
@@ -227,18 +239,10 @@ class MLPRecognizer(Recognizer):
     def proba_from_features(self, X: np.ndarray) -> np.ndarray:
         """Probabilities ``[n, len(labels)]`` for feature rows (columns in ``labels`` order),
         temperature-scaled when the model has a :attr:`temperature` (arg-max unchanged)."""
-        p = self.pipeline.predict_proba(X)[:, self._columns]
-        if self.temperature is not None:
-            from .calibration import apply_temperature
-
-            p = apply_temperature(p, self.temperature)
-        return p
+        return self.calibrated(self.pipeline.predict_proba(X)[:, self._columns])
 
     def config(self) -> dict:
-        cfg = {**super().config(), "features": self.features.to_dict()}
-        if self.temperature is not None:
-            cfg["temperature"] = self.temperature
-        return cfg
+        return {**super().config(), "features": self.features.to_dict()}
 
     def _write(self, folder: Path) -> None:
         import joblib

@@ -15,6 +15,7 @@ Settings (environment variables)
 --------------------------------
 ``SER_PUBLIC``           ``1``: the server is public (also implied by ``SER_SHARE=1`` or a Space's ``SPACE_ID``)
 ``SER_ADMIN_TOKEN``      the token that unlocks training, model switching and Hub actions when public
+``SER_ADMIN_ATTEMPTS``   wrong admin tokens a client may send in 10 minutes before it is refused (default 10)
 ``SER_ALLOWED_DATA_ROOTS`` extra folders training may read, separated by ``os.pathsep``
 ``SER_TRAIN_JOBS``       worker processes of a training run started from the app (default 1, so
                          predictions keep a core)
@@ -25,7 +26,9 @@ from __future__ import annotations
 import hmac
 import logging
 import os
+import re
 import threading
+import time
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -101,11 +104,29 @@ def admin_configured() -> bool:
     return bool(os.environ.get("SER_ADMIN_TOKEN", ""))
 
 
-def check_admin(token: str | None) -> None:
+#: A client that sent ``SER_ADMIN_ATTEMPTS`` (default 10) wrong admin tokens within this many seconds
+#: is refused, right token or not, until the oldest of them is that old: guessing stays hopeless.
+ADMIN_WINDOW_S = 600.0
+_wrong_tokens: dict[str, list[float]] = {}
+_wrong_lock = threading.Lock()
+
+
+def check_admin(token: str | None, *, client: str = "unknown", clock: Callable[[], float] = time.monotonic) -> None:
     """Allow an admin action (train, switch model, Hub) or raise :class:`AccessError`.
 
     Locally (not :func:`is_public`) everything is allowed. Public servers need the token in
     ``SER_ADMIN_TOKEN``, compared in constant time; neither token is ever logged or returned.
+
+    Parameters
+    ----------
+    token : str or None
+        The token the client typed.
+    client : str
+        Who is asking (the app passes the client's address): after ``SER_ADMIN_ATTEMPTS`` (default
+        10) wrong tokens within :data:`ADMIN_WINDOW_S` seconds, that client is refused until the
+        window moves on.
+    clock : callable
+        Seconds, monotonic (tests pass a fake one).
     """
     if not is_public():
         return
@@ -113,10 +134,40 @@ def check_admin(token: str | None) -> None:
     if not expected:
         raise AccessError("This server is public and no admin token is configured (SER_ADMIN_TOKEN), so "
                           "training, model switching and Hub actions are disabled here. Prediction is open.")
-    given = (token or "").strip()
-    if not given or not hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8")):
-        raise AccessError("Admin token missing or wrong: training, model switching and Hub actions need the "
-                          "server's admin token (SER_ADMIN_TOKEN) on a public server.")
+    now = clock()
+    with _wrong_lock:
+        recent = [t for t in _wrong_tokens.get(client, []) if now - t < ADMIN_WINDOW_S]
+        _wrong_tokens[client] = recent
+        if len(recent) >= int(os.environ.get("SER_ADMIN_ATTEMPTS", "10")):
+            wait = int(ADMIN_WINDOW_S - (now - recent[0])) + 1
+            raise AccessError(f"Too many wrong admin tokens from this client ({len(recent)} in "
+                              f"{ADMIN_WINDOW_S / 60:.0f} min); try again in {wait} s.")
+        given = (token or "").strip()
+        if given and hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8")):
+            return
+        recent.append(now)
+        if len(_wrong_tokens) > 10_000:  # bounded memory under many clients: forget the quietest
+            for key in sorted(_wrong_tokens, key=lambda k: _wrong_tokens[k][-1] if _wrong_tokens[k] else 0)[:5_000]:
+                _wrong_tokens.pop(key, None)
+    raise AccessError("Admin token missing or wrong: training, model switching and Hub actions need the "
+                      "server's admin token (SER_ADMIN_TOKEN) on a public server.")
+
+
+_ABS_PATH = re.compile(r"(?<![\w.~])/(?:[^\s/'\"`]+/)+([^\s/'\"`]*[^\s/'\"`.,;:)])")
+
+
+def public_text(text: str) -> str:
+    """``text`` as a public server may show it: absolute paths cut to their last two parts
+    (``/srv/ser/models/mlp/model.skops`` -> ``…/mlp/model.skops``), so messages name the file
+    without revealing the server's layout. Unchanged on a local server."""
+    if not is_public():
+        return text
+
+    def short(m: re.Match) -> str:
+        parts = m.group(0).split("/")
+        return m.group(0) if len(parts) <= 3 else "…/" + "/".join(parts[-2:])
+
+    return _ABS_PATH.sub(short, text)
 
 
 def allowed_data_roots() -> list[Path]:
@@ -227,6 +278,7 @@ def predict(audio: AudioSource, model: str = "mlp", *, registry=None, threshold:
     rec = _registry(registry).get(str(model))
     out = rec.predict(audio, threshold=threshold).to_dict()
     out["threshold"] = threshold
+    out["warnings"] = [public_text(w) for w in out.get("warnings") or []]
     return out
 
 
@@ -404,7 +456,8 @@ def list_models(registry=None) -> dict:
             data = meta.get("data", {})
             rows.append({
                 "model": kind, "version": v["version"], "created": meta.get("created"), "ok": v["ok"],
-                "error": v.get("error"), "serving": serving.get(kind) == v["version"],
+                "error": public_text(v["error"]) if v.get("error") else None,
+                "serving": serving.get(kind) == v["version"],
                 "speaker_independent": _brief_metrics(metrics.get("speaker_independent")),
                 "stratified": _brief_metrics(metrics.get("stratified")),
                 "data": {k: data.get(k) for k in ("clips", "speakers", "corpora")} if data else None,
@@ -420,7 +473,8 @@ def use_version(kind: str, version: str | None = None, *, registry=None) -> dict
     if kind not in MODEL_KINDS:
         raise ParameterError(f"Unknown model {kind!r}; choose one of {', '.join(MODEL_KINDS)}.")
     rec = _registry(registry).use_version(kind, (version or "").strip() or None)
-    return {"model": kind, "version": str(rec.metadata.get("version", "")), "warnings": list(rec.warnings)}
+    return {"model": kind, "version": str(rec.metadata.get("version", "")),
+            "warnings": [public_text(w) for w in rec.warnings]}
 
 
 def push_model(kind: str, repo_id: str, *, version: str | None = None, private: bool = False,

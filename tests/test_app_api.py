@@ -281,7 +281,7 @@ TOKEN = "s3cret-admin-token"
 def public_client(tmp_path_factory, ravdess_dir, server):
     tmp = tmp_path_factory.mktemp("app-public")
     env = server_env(server["models"], free_port(), ravdess_dir, SER_PUBLIC="1", SER_ADMIN_TOKEN=TOKEN,
-                     GRADIO_TEMP_DIR=str(tmp / "gradio"))
+                     SER_ADMIN_ATTEMPTS="7", GRADIO_TEMP_DIR=str(tmp / "gradio"))
     with running_app(env, REPO / "test-output" / "app_public_server.log") as (url, _):
         yield Client(url, verbose=False)
 
@@ -299,6 +299,12 @@ def test_public_server_locks_admin_actions_but_not_prediction(public_client, cli
             public_client.predict("alice/ser-mlp", "", "", token, api_name="/pull")
     r = public_client.predict("mlp", "", TOKEN, api_name="/use_version")
     assert r["model"] == "mlp" and TOKEN not in json.dumps(r)
+    # the 7th wrong token from this address uses up SER_ADMIN_ATTEMPTS=7: then even the right one is refused
+    with pytest.raises(AppError, match="Admin token missing or wrong"):
+        public_client.predict("mlp", "", "guess", api_name="/use_version")
+    with pytest.raises(AppError, match="Too many wrong admin tokens"):
+        public_client.predict("mlp", "", TOKEN, api_name="/use_version")
+    check_prediction(public_client.predict(handle_file(str(clips["angry"])), "mlp", api_name="/predict"))
 
 
 # -- renderers (what the page shows of the API's values), without a server ----------------------

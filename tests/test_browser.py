@@ -185,4 +185,8 @@ def test_train_tab_trains_a_small_mlp_and_shows_metrics(page):
     page.get_by_role("tab", name="Models").click()
     page.locator("#serving").get_by_text(version).wait_for()
     assert version in page.locator("#versions").inner_text()
+    page.locator("#studies").get_by_text("How the models hold up").click()
+    page.locator("#robustness-plot .js-plotly-plot").wait_for()
+    assert "telephone" in page.locator("#robustness-plot").inner_text()
+    page.locator("#reliability-mlp .js-plotly-plot").wait_for()
     shot(page, "4-models")

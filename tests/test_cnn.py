@@ -112,6 +112,23 @@ def test_save_load_round_trip_gives_identical_outputs(cnn, tiny_recognizer, tmp_
     assert list(joblib.load(folder / "label_encoder.pkl").classes_) == sorted(LABELS)
 
 
+def test_temperature_is_saved_and_softens_probabilities(cnn, tmp_path):
+    from ser.calibration import apply_temperature
+    from ser.recognizer import Recognizer
+
+    model = cnn.build_cnn((128, 128), len(LABELS), filters=(4, 8), seed=3)
+    y = voice(180.0, 2.0)
+    raw = cnn.CNNRecognizer(model, labels=LABELS).predict_proba(y)
+    hot = cnn.CNNRecognizer(model, labels=LABELS, temperature=2.5)
+    hot.save_pretrained(tmp_path / "cnn")
+    loaded = Recognizer.from_pretrained(tmp_path / "cnn")
+    assert loaded.temperature == 2.5
+    assert json.loads((tmp_path / "cnn" / "config.json").read_text())["temperature"] == 2.5
+    p = loaded.predict_proba(y)
+    assert np.allclose(p, apply_temperature(raw, 2.5)) and p.argmax() == raw.argmax()
+    assert p.max() < raw.max()  # softer: the top class loses probability
+
+
 def test_damaged_model_file_is_refused(cnn, tiny_recognizer, tmp_path):
     from ser.errors import ModelError
     from ser.recognizer import Recognizer

@@ -49,9 +49,47 @@ def test_missing_reports_say_how_to_make_them(tmp_path, monkeypatch):
     assert "bench/crosscorpus.py" in er.crosscorpus_table()
     assert "bench/robustness.py" in er.robustness_table()
     assert "No robustness report" in er.robustness_chart().layout.annotations[0].text
+    assert "robustness_cnn.py" in er.reliability_chart(kind="cnn").layout.annotations[0].text
     (tmp_path / "robustness.json").write_text(json.dumps(ROB))
     fig = er.robustness_chart()
-    assert [t.name for t in fig.data] == ["standard training", "robust training"]
+    assert [t.name for t in fig.data] == ["MLP, standard training", "MLP, robust training"]
     assert list(fig.data[1].y) == pytest.approx([54.8, 50.0])
+    cnn = {**ROB, "results": {"standard": {"clean": {"accuracy": 0.6}, "telephone": {"accuracy": 0.41}}}}
+    (tmp_path / "robustness_cnn.json").write_text(json.dumps(cnn))
+    fig = er.robustness_chart()
+    assert [t.name for t in fig.data][-1] == "CNN, standard training"
+    assert list(fig.data[-1].y) == pytest.approx([60.0, 41.0])
+    assert list(er.robustness_chart(ROB).data[0].x) == ["clean", "telephone"]
     (tmp_path / "calibration.json").write_text("{not json")
     assert er.load_report("calibration.json") is None
+
+
+BUNDLED = {"versions": {"mlp": "v1", "cnn": "v2"}, "results": {"ravdess(all emotions)→tess": {
+    "mlp": {"labels": EIGHT, "chance_uar": 1 / 8, "by_corpus": {"tess": _m(0.315, 0.316, SEVEN)}},
+    "cnn": {"labels": EIGHT, "chance_uar": 1 / 8, "by_corpus": {"tess": _m(0.25, 0.26, SEVEN)}}}}}
+
+
+def test_bundled_table_keeps_one_model_version():
+    table = er.bundled_table(BUNDLED)
+    assert "| MLP `v1` | RAVDESS → TESS | 7 of its 8 | 12.5 | 31.5 | 31.6 | 10 |" in table
+    assert "CNN `v2`" in table
+    only = er.bundled_table(BUNDLED, kind="cnn", version="v2")
+    assert "CNN `v2`" in only and "MLP" not in only
+    assert er.bundled_table(BUNDLED, kind="cnn", version="v9") == ""
+
+
+def test_card_section_only_for_models_the_studies_describe(tmp_path):
+    (tmp_path / "crosscorpus_bundled.json").write_text(json.dumps(BUNDLED))
+    (tmp_path / "robustness.json").write_text(json.dumps(ROB))
+    (tmp_path / "crosscorpus.json").write_text(json.dumps(CROSS))
+    ravdess = {"corpora": {"ravdess": 1440}}
+    text = er.card_section({"model": "mlp", "version": "v1", "data": ravdess}, tmp_path)
+    assert "This model on corpora it never heard" in text and "| MLP `v1` |" in text
+    assert "not this exact model" in text and "| telephone | 30.0 (-25.0) |" in text and "RAVDESS → TESS" in text
+    # another version of the MLP: the recipe's studies, not the bundled model's row
+    other = er.card_section({"model": "mlp", "version": "v7", "data": ravdess}, tmp_path)
+    assert "never heard" not in other and "not this exact model" in other
+    # trained on another corpus: the RAVDESS studies do not describe it
+    assert er.card_section({"model": "mlp", "version": "v7", "data": {"corpora": {"emodb": 500}}}, tmp_path) == ""
+    # the CNN has no stored studies here
+    assert er.card_section({"model": "cnn", "version": "v8", "data": ravdess}, tmp_path) == ""

@@ -203,6 +203,19 @@ def test_card_yaml_parses_and_holds_both_protocols(models, tmp_path):
     assert "/secret/local/path" not in card.content
 
 
+def test_card_carries_the_stored_studies_of_its_recipe(tmp_path, monkeypatch):
+    meta = {"model": "mlp", "version": "v1", "files": {}, "data": {"corpora": {"ravdess": 1440}}}
+    monkeypatch.setenv("SER_REPORTS_DIR", str(tmp_path))
+    assert "Beyond the training data" not in str(hub.build_card(meta))  # no reports: no section
+    rob = {"chance_uar": 0.125, "results": {"standard": {"clean": {"accuracy": 0.5}, "telephone": {"accuracy": 0.3}}}}
+    (tmp_path / "robustness.json").write_text(json.dumps(rob))
+    text = str(hub.build_card(meta))
+    section = text[text.index("## Beyond the training data"):text.index("## Intended use")]
+    assert "| telephone | 30.0 (-20.0) |" in section and "not this exact model" in section
+    assert "Beyond the training data" not in str(hub.build_card(meta, studies=""))
+    assert "my own table" in str(hub.build_card(meta, studies="my own table"))
+
+
 def test_card_licence_is_the_strictest_of_the_corpora():
     meta = {"model": "mlp", "version": "v1", "files": {},
             "data": {"corpora": {"ravdess": 10, "tess": 10},

@@ -116,6 +116,7 @@ def app(tmp_path_factory, ravdess_dir):
     corrupt(models / "mlp" / "versions" / second / "model.skops")
     uploads = tmp / "gradio"
     env = server_env(models, free_port(), ravdess_dir, SER_PUBLIC="1", SER_ADMIN_TOKEN=TOKEN,
+                     SER_ADMIN_ATTEMPTS="100",  # 16 wrong tokens below; the limit itself: test_app_api
                      SER_MAX_BYTES=str(MAX_BYTES), GRADIO_TEMP_DIR=str(uploads),
                      SER_UPLOAD_TTL_S=str(UPLOAD_TTL_S))
     with running_app(env, LOG) as (url, _):
@@ -281,6 +282,8 @@ def test_training_under_load_never_fails_a_prediction_and_switches_only_after_sa
 def test_tokens_never_leak_and_uploads_are_deleted(app):
     """Runs last: the whole module's responses and server log, and the first upload's file."""
     assert _SEEN and not any(TOKEN in text for text in _SEEN)
+    # messages name damaged files without the server's folders (service.public_text)
+    assert not [text for text in _SEEN if str(app["models"]) in text]
     log = LOG.read_text(errors="replace")
     assert TOKEN not in log
     assert "Traceback" not in log, log[-3000:]

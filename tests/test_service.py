@@ -67,8 +67,9 @@ def test_predict_flags_uncertain_results(registry, tmp_path):
 
 @pytest.fixture
 def local(monkeypatch):
-    for name in ("SER_PUBLIC", "SER_SHARE", "SPACE_ID", "SER_ADMIN_TOKEN"):
+    for name in ("SER_PUBLIC", "SER_SHARE", "SPACE_ID", "SER_ADMIN_TOKEN", "SER_ADMIN_ATTEMPTS"):
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(service, "_wrong_tokens", {})
     return monkeypatch
 
 
@@ -90,6 +91,42 @@ def test_public_servers_need_the_admin_token(local, flag):
         assert "s3cret" not in str(err.value)
     service.check_admin("s3cret")
     service.check_admin(" s3cret ")
+
+
+def test_public_messages_do_not_show_server_paths(local):
+    text = ("/srv/ser/models/mlp/versions/v1/model.skops is corrupt or was modified; "
+            "'/tmp/gradio/abc/clip.wav' is not audio. Use ../shared/data or 1/2 of it.")
+    assert service.public_text(text) == text  # a local server shows everything
+    local.setenv("SER_PUBLIC", "1")
+    shown = service.public_text(text)
+    assert shown == ("…/v1/model.skops is corrupt or was modified; '…/abc/clip.wav' is not audio. "
+                     "Use ../shared/data or 1/2 of it.")
+    assert "/srv" not in shown and "/tmp" not in shown
+
+
+def test_wrong_admin_tokens_are_limited_per_client(local):
+    local.setenv("SER_PUBLIC", "1")
+    local.setenv("SER_ADMIN_TOKEN", "s3cret")
+    now = [1000.0]
+    clock = lambda: now[0]  # noqa: E731
+    for i in range(10):
+        now[0] += 1
+        with pytest.raises(service.AccessError, match="missing or wrong"):
+            service.check_admin(f"guess{i}", client="10.0.0.9", clock=clock)
+    # the 11th try is refused before the token is even compared, the right token included
+    for token in ("guess10", "s3cret"):
+        with pytest.raises(service.AccessError, match=r"Too many wrong admin tokens .* try again in \d+ s") as err:
+            service.check_admin(token, client="10.0.0.9", clock=clock)
+        assert "s3cret" not in str(err.value)
+    service.check_admin("s3cret", client="10.0.0.7", clock=clock)  # another client is not affected
+    now[0] += service.ADMIN_WINDOW_S - 9  # t=1601: the first wrong token (t=1001) has left the window
+    service.check_admin("s3cret", client="10.0.0.9", clock=clock)
+    local.setenv("SER_ADMIN_ATTEMPTS", "2")
+    for _ in range(2):
+        with pytest.raises(service.AccessError, match="missing or wrong"):
+            service.check_admin("nope", client="10.0.0.8", clock=clock)
+    with pytest.raises(service.AccessError, match="Too many"):
+        service.check_admin("s3cret", client="10.0.0.8", clock=clock)
 
 
 @pytest.fixture
