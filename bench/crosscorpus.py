@@ -29,6 +29,7 @@ root that :func:`ser.corpora.load_corpus` reads; every ordered pair is then eval
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import time
 from pathlib import Path
@@ -133,15 +134,23 @@ def main(argv=None) -> int:
                            "speakers of the training side, or 10 % of its clips when it has fewer than 4 speakers",
                  "left_out": "within:ravdess (see robustness_cnn.json, standard, clean)" +
                              ("" if args.multi else "; multi-corpus (run with --multi)") +
-                             (f"; every protocol but {', '.join(args.only)}" if args.only else "")}
+                             ("; only the protocols under results" if args.only else "")}
+    out_name = args.out or ("crosscorpus_cnn.json" if args.model == "cnn" else "crosscorpus.json")
     results = {}
+    if args.only:  # adding protocols to an earlier run's report
+        from studies import REPORTS
+
+        earlier = REPORTS / out_name
+        if earlier.is_file():
+            results = json.loads(earlier.read_text()).get("results", {})
+            log(f"keeping {sorted(results)} of {out_name}")
     for split in splits:
         for norm in norms:
             results.setdefault(split.name, {})["speaker_norm" if norm else "raw"] = run(
                 split, X, speaker_norm=norm, cols=cols, hashes=hashes,
                 params={"epochs": args.epochs} if args.epochs else None)
         # written after every protocol: a long run stopped early keeps what it measured
-        save_json(args.out or ("crosscorpus_cnn.json" if args.model == "cnn" else "crosscorpus.json"), {
+        save_json(out_name, {
             "study": "cross-corpus and multi-corpus evaluation (issue 8.1)" +
                      (" with per-speaker normalisation (8.3)" if len(norms) > 1 else ""),
             "corpora": args.corpora,

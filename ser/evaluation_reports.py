@@ -35,6 +35,7 @@ __all__ = [
     "card_section",
     "STUDIES",
     "STUDIES_NOTE",
+    "readme_tables",
 ]
 
 NAMES = {"ravdess": "RAVDESS", "tess": "TESS", "emodb": "EMO-DB"}
@@ -111,27 +112,42 @@ def crosscorpus_table(report: dict | None = None) -> str:
     return "\n".join(rows)
 
 
-def robustness_table(report: dict | None = None) -> str:
-    """Markdown: accuracy per degradation for each trained model (points below clean in brackets)."""
-    report = report if report is not None else load_report("robustness.json")
-    if not report:
+def robustness_table(report: dict | None = None, *, reports: dict[str, dict] | None = None,
+                     recipes: tuple[str, ...] = ("standard", "robust", "standard+speaker_norm",
+                                                 "robust+speaker_norm")) -> str:
+    """Markdown: accuracy per degradation for each trained model (points below clean in brackets).
+
+    ``reports`` (``{"MLP": report, "CNN": report}``) puts several studies side by side, one column
+    per study and training recipe; otherwise ``report`` (default ``robustness.json``) alone.
+    ``recipes``: the training recipes shown, when present.
+    """
+    if reports is None:
+        report = report if report is not None else load_report("robustness.json")
+        reports = {"": report} if report else {}
+    reports = {k: v for k, v in reports.items() if v}
+    if not reports:
         return "_No robustness report yet (run `python bench/robustness.py`)._"
-    models = [m for m in ("standard", "robust", "standard+speaker_norm", "robust+speaker_norm") if m in report["results"]]
-    rows = ["| test condition | " + " | ".join(f"{m} training: accuracy % (vs clean)" for m in models) + " |",
-            "|---|" + "---:|" * len(models)]
-    for c in report["results"][models[0]]:
+    columns = [(name, rep, m) for name, rep in reports.items()
+               for m in recipes if m in rep["results"]]
+    first = columns[0][1]["results"][columns[0][2]]
+    rows = ["| test condition | " + " | ".join(f"{name + ' ' if name else ''}{m} training: accuracy % (vs clean)"
+                                              for name, _, m in columns) + " |",
+            "|---|" + "---:|" * len(columns)]
+    for c in first:
         cells = []
-        for m in models:
-            acc = report["results"][m][c]["accuracy"]
-            clean = report["results"][m]["clean"]["accuracy"]
-            cells.append(_pct(acc) + ("" if c == "clean" else f" ({100 * (acc - clean):+.1f})"))
+        for _, rep, m in columns:
+            r = rep["results"][m]
+            acc, clean = (r.get(c) or {}).get("accuracy"), r["clean"]["accuracy"]
+            cells.append(_pct(acc) + ("" if c == "clean" or acc is None else f" ({100 * (acc - clean):+.1f})"))
         rows.append(f"| {c} | " + " | ".join(cells) + " |")
-    d = report.get("decision")
-    note = ""
-    if d:
-        note = (f"\n\nRobust training changes clean accuracy by {-d['clean_accuracy_drop_points']:+.1f} points: "
-                f"{'kept' if d['keep_robust_training'] else 'not kept'} ({d['rule']}).")
-    return "\n".join(rows) + note
+    notes = []
+    for name, rep in reports.items():
+        d = rep.get("decision")
+        if d:
+            notes.append(f"{name + ': r' if name else 'R'}obust training changes clean accuracy by "
+                         f"{-d['clean_accuracy_drop_points']:+.1f} points: "
+                         f"{'kept' if d['keep_robust_training'] else 'not kept'} ({d['rule']}).")
+    return "\n".join(rows) + ("\n\n" + " ".join(notes) if notes else "")
 
 
 def calibration_table(report: dict | None = None) -> str:
@@ -295,3 +311,28 @@ def card_section(metadata: dict, root: str | os.PathLike | None = None) -> str:
             for head, table in tables:
                 parts += [f"**{head}**", table]
     return "\n\n".join(parts)
+
+
+def readme_tables(root: str | os.PathLike | None = None) -> str:
+    """The README's block of study tables (``python -m ser.report`` writes it; a test compares)."""
+    def get(name):
+        return load_report(name, root) or {}
+
+    mlp, cnn = STUDIES["mlp"], STUDIES["cnn"]
+    parts = [
+        ("**The bundled models on a corpus they never heard** (real prediction path, file by file):",
+         bundled_table(get(BUNDLED))),
+        ("**Cross-corpus, MLP recipe** (accuracy and UAR in %; speaker norm: per-speaker standardisation, "
+         "transductive):", crosscorpus_table(get(mlp["crosscorpus"]))),
+        ("**Cross-corpus, CNN recipe:**", crosscorpus_table(get(cnn["crosscorpus"]))),
+        ("**Robustness** (RAVDESS, 6 folds of unseen actors; test audio degraded before trimming; robust training "
+         "adds 2 randomly degraded copies of each training clip):",
+         robustness_table(reports={"MLP": get(mlp["robustness"]), "CNN": get(cnn["robustness"])},
+                          recipes=("standard", "robust"))),
+        ("**Calibration, MLP** (temperature fitted per fold on inner out-of-fold predictions of the training "
+         "actors; ECE = expected calibration error):", calibration_table(get(mlp["calibration"]))),
+        ("**Calibration, CNN** (temperature fitted per fold on the 2 validation speakers of the training side):",
+         calibration_table(get(cnn["calibration"]))),
+    ]
+    return "\n\n".join(part for head, table in parts if table and not table.startswith("_No")
+                        for part in (head, table))

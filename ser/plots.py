@@ -664,8 +664,9 @@ def reliability_figure(
             customdata=[r["count"] for r in rows],
             hovertemplate="confidence %{x:.2f}<br>accuracy %{y:.2f}<br>%{customdata} clips<extra>" + name + "</extra>"))
     return _figure(data, title, height=400, legend=dict(orientation="h", y=-0.2),
-                   xaxis=_axis("confidence (top probability)", range=[0, 1]),
-                   yaxis=_axis("accuracy", range=[0, 1], scaleanchor="x"))
+                   # square, and the plot area shrinks to keep [0, 1] (not the axis range to fill the width)
+                   xaxis=_axis("confidence (top probability)", range=[0, 1], constrain="domain"),
+                   yaxis=_axis("accuracy", range=[0, 1], scaleanchor="x", constrain="domain"))
 
 
 def attribution_figure(

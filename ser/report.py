@@ -1,7 +1,10 @@
-"""README tables generated from the saved models' ``metadata.json`` (never typed by hand).
+"""README tables generated from what was measured (never typed by hand).
 
-``python -m ser.report`` rewrites the block between ``<!-- results:start -->`` and
-``<!-- results:end -->`` in README.md; a test checks the README matches the bundled models.
+``python -m ser.report`` rewrites two blocks of README.md: between ``<!-- results:start -->`` and
+``<!-- results:end -->`` the bundled models' metrics (their ``metadata.json``), and between
+``<!-- studies:start -->`` and ``<!-- studies:end -->`` the studies' tables
+(:func:`ser.evaluation_reports.readme_tables`, from ``reports/*.json``). Tests check the README
+matches both.
 """
 
 from __future__ import annotations
@@ -10,9 +13,10 @@ import json
 import sys
 from pathlib import Path
 
-__all__ = ["results_table", "update_readme"]
+__all__ = ["results_table", "update_readme", "replace_block"]
 
 START, END = "<!-- results:start -->", "<!-- results:end -->"
+STUDIES_START, STUDIES_END = "<!-- studies:start -->", "<!-- studies:end -->"
 PROTOCOL_NAMES = {"speaker_independent": "speaker-independent (6 folds by actor)",
                   "stratified": "stratified 75/25 clip split"}
 
@@ -44,15 +48,25 @@ def results_table(models: str | Path) -> str:
     return "\n".join(rows) + note
 
 
-def update_readme(readme: str | Path, models: str | Path) -> bool:
-    """Replace the results block; return whether the file changed."""
+def replace_block(text: str, start: str, end: str, content: str) -> str:
+    """``text`` with everything between the markers ``start`` and ``end`` replaced by ``content``."""
+    if start not in text or end not in text:
+        raise ValueError(f"No {start} ... {end} block.")
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    return f"{head}{start}\n{content}\n{end}{tail}"
+
+
+def update_readme(readme: str | Path, models: str | Path, reports: str | Path | None = None) -> bool:
+    """Replace the results block (and the studies block, when the README has one); return whether
+    the file changed."""
+    from .evaluation_reports import readme_tables
+
     readme = Path(readme)
     text = readme.read_text(encoding="utf-8")
-    if START not in text or END not in text:
-        raise ValueError(f"{readme} has no {START} ... {END} block.")
-    head, rest = text.split(START, 1)
-    _, tail = rest.split(END, 1)
-    new = f"{head}{START}\n{results_table(models)}\n{END}{tail}"
+    new = replace_block(text, START, END, results_table(models))
+    if STUDIES_START in new:
+        new = replace_block(new, STUDIES_START, STUDIES_END, readme_tables(reports))
     if new != text:
         readme.write_text(new, encoding="utf-8")
     return new != text

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ser.report import END, START, results_table, update_readme
+from ser.evaluation_reports import readme_tables
+from ser.report import END, START, STUDIES_END, STUDIES_START, results_table, update_readme
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -14,6 +15,23 @@ def test_readme_table_matches_bundled_metadata():
     text = (REPO / "README.md").read_text(encoding="utf-8")
     block = text.split(START, 1)[1].split(END, 1)[0].strip()
     assert block == results_table(REPO / "models"), "run: python -m ser.report"
+
+
+def test_readme_study_tables_match_the_reports():
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    block = text.split(STUDIES_START, 1)[1].split(STUDIES_END, 1)[0].strip()
+    assert block == readme_tables(REPO / "reports"), "run: python -m ser.report"
+    assert "RAVDESS → TESS" in block and "telephone" in block
+
+
+def test_studies_block_is_rewritten_from_the_reports(tmp_path):
+    (tmp_path / "robustness.json").write_text(json.dumps(
+        {"results": {"standard": {"clean": {"accuracy": 0.5}, "telephone": {"accuracy": 0.25}}}}))
+    readme = tmp_path / "README.md"
+    readme.write_text(f"{START}\n{END}\nprose\n{STUDIES_START}\nold numbers\n{STUDIES_END}\nrest\n")
+    assert update_readme(readme, tmp_path, tmp_path)
+    text = readme.read_text()
+    assert "| telephone | 25.0 (-25.0) |" in text and "old numbers" not in text and text.endswith("rest\n")
 
 
 def test_table_reads_numbers_from_metadata(tmp_path):
