@@ -67,18 +67,26 @@ def main(argv=None) -> int:
 
     oof = out_of_fold_proba(inner, speakers, n_splits=3)
     yi = np.array([rec.labels.index(e) for e in y])
-    t = fit_temperature(oof, yi)
-    summary = {"method": "temperature scaling", "temperature": t,
-               "fitted_on": "out-of-fold predictions of the training clips (3-fold GroupKFold by speaker, inner "
-                            "models trained with this model's parameters and augmentation); never on test clips",
+    return _fit_and_save(rec, oof, yi, args, held_out="training_oof",
+                         fitted_on="out-of-fold predictions of the training clips (3-fold GroupKFold by speaker, "
+                                   "inner models trained with this model's parameters and augmentation); never on "
+                                   "test clips")
+
+
+def _fit_and_save(rec: Recognizer, proba: np.ndarray, y: np.ndarray, args, *, held_out: str, fitted_on: str,
+                  **extra) -> int:
+    """Fit ``T`` on held-out ``proba``, print the calibration summary, and with ``--save`` save
+    ``rec`` with that temperature as a new version of ``<models>/<kind>``."""
+    t = fit_temperature(proba, y)
+    summary = {"method": "temperature scaling", "temperature": t, "fitted_on": fitted_on,
                "ece": "top-label expected calibration error, 15 equal-width bins",
-               "training_oof": {"ece_before": expected_calibration_error(oof, yi),
-                                "ece_after_in_sample": expected_calibration_error(apply_temperature(oof, t), yi),
-                                "accuracy": float(np.mean(oof.argmax(1) == yi))}}
+               held_out: {"ece_before": expected_calibration_error(proba, y),
+                          "ece_after_in_sample": expected_calibration_error(apply_temperature(proba, t), y),
+                          "accuracy": float(np.mean(proba.argmax(1) == y))}, **extra}
     print(json.dumps(summary, indent=2))
     if args.save:
         rec.temperature = t
-        folder = rec.save_pretrained(f"{args.models}/mlp", metadata={"calibration": summary})
+        folder = rec.save_pretrained(f"{args.models}/{rec.kind}", metadata={"calibration": summary})
         log(f"saved {folder}")
     return 0
 
@@ -91,25 +99,14 @@ def calibrate_cnn(args) -> int:
     if not held:
         raise SystemExit("This CNN's metadata names no validation speakers: nothing held out to fit T on.")
     clips = [c for c in load_corpus(args.data) if c.speaker in held]
-    t_saved, rec.temperature = rec.temperature, None
+    rec.temperature = None  # fit on raw probabilities; --save stores the new T instead of any old one
     proba = np.stack([rec.predict_proba(rec.load(c.path)) for c in clips])
-    rec.temperature = t_saved
     y = np.array([rec.labels.index(c.emotion) for c in clips])
-    t = fit_temperature(proba, y)
-    summary = {"method": "temperature scaling", "temperature": t,
-               "fitted_on": f"this model's predictions of the {len(clips)} clips of its validation speakers "
-                            f"({', '.join(held)}), held out of its training by early stopping; never on test clips",
-               "ece": "top-label expected calibration error, 15 equal-width bins",
-               "validation": {"ece_before": expected_calibration_error(proba, y),
-                              "ece_after_in_sample": expected_calibration_error(apply_temperature(proba, t), y),
-                              "accuracy": float(np.mean(proba.argmax(1) == y))},
-               "evaluated_by": "reports/calibration_cnn.json (the same recipe on 6 speaker-independent folds)"}
-    print(json.dumps(summary, indent=2))
-    if args.save:
-        rec.temperature = t
-        folder = rec.save_pretrained(f"{args.models}/cnn", metadata={"calibration": summary})
-        log(f"saved {folder}")
-    return 0
+    return _fit_and_save(rec, proba, y, args, held_out="validation",
+                         fitted_on=f"this model's predictions of the {len(clips)} clips of its validation speakers "
+                                   f"({', '.join(held)}), held out of its training by early stopping; never on "
+                                   "test clips",
+                         evaluated_by="reports/calibration_cnn.json (the same recipe on 6 speaker-independent folds)")
 
 
 if __name__ == "__main__":

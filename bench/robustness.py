@@ -34,10 +34,10 @@ from pathlib import Path
 
 import numpy as np
 
-from studies import REPORTS, MLPStudy, features, library_note, load_clips, log, save_json  # noqa: I001
+from studies import REPORTS, MLPStudy, features, library_note, load_clips, log, per_fold_temperature, save_json  # noqa: I001
 
 from ser.augment import ORIGINAL, VARIANTS
-from ser.calibration import apply_temperature, expected_calibration_error, reliability_diagram
+from ser.calibration import expected_calibration_error, reliability_diagram
 from ser.degrade import TEST_CONDITIONS, TRAINING_VARIANTS
 from ser.evaluate import classification_metrics, speaker_folds
 from ser.normalize import speaker_standardize
@@ -152,10 +152,7 @@ def main(argv=None) -> int:
     calib = {}
     for m, ts in temps.items():
         def scaled(c, _m=m, _ts=ts):
-            out = np.zeros_like(proba[_m][c])
-            for t, test in zip(_ts, folds):
-                out[test] = apply_temperature(proba[_m][c][test], t)
-            return out
+            return per_fold_temperature(proba[_m][c], _ts, folds)
 
         calib[m] = {
             "temperatures": ts,

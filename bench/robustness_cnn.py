@@ -33,11 +33,12 @@ os.environ.setdefault("SER_TF_THREADS", "2")  # the CNN trains alone: both cores
 
 import numpy as np  # noqa: E402
 
-from studies import CNNStudy, library_note, load_clips, log, logmel, release_keras, save_json  # noqa: E402,I001
+from studies import (CNNStudy, library_note, load_clips, log, logmel, per_fold_temperature,  # noqa: E402,I001
+                     release_keras, save_json)
 from robustness import _calib, _describe, _metrics, _pngs  # noqa: E402
 
 from ser.augment import ORIGINAL, VARIANTS  # noqa: E402
-from ser.calibration import apply_temperature, expected_calibration_error  # noqa: E402
+from ser.calibration import expected_calibration_error  # noqa: E402
 from ser.degrade import TEST_CONDITIONS, TRAINING_VARIANTS  # noqa: E402
 from ser.evaluate import speaker_folds  # noqa: E402
 from ser.training import labels_of  # noqa: E402
@@ -93,10 +94,7 @@ def main(argv=None) -> int:
         results[m]["clean"]["fold_accuracy"] = fold_acc[m]
 
         def scaled(c, _p=proba, _ts=temps):
-            out = np.zeros_like(_p[c])
-            for t, test in zip(_ts, folds):
-                out[test] = apply_temperature(_p[c][test], t)
-            return out
+            return per_fold_temperature(_p[c], _ts, folds)
 
         calib[m] = {"temperatures": temps, "validation_ece_before": val_ece,
                     "clean": _calib(proba["clean"], scaled("clean"), y),

@@ -193,6 +193,14 @@ def release_keras() -> None:
     gc.collect()
 
 
+def per_fold_temperature(proba: np.ndarray, temperatures: Sequence[float], folds: Sequence[np.ndarray]) -> np.ndarray:
+    """``proba`` with each fold's rows scaled by that fold's temperature (fitted on its training side)."""
+    out = np.zeros_like(proba)
+    for t, test in zip(temperatures, folds):
+        out[test] = apply_temperature(proba[test], t)
+    return out
+
+
 def save_json(name: str, payload: dict) -> Path:
     REPORTS.mkdir(exist_ok=True)
     path = REPORTS / name
@@ -210,5 +218,5 @@ def library_note() -> dict:
             "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
 
 
-__all__ = ["MLPStudy", "CNNStudy", "logmel", "release_keras", "load_clips", "features", "save_json", "log", "library_note", "REPORTS",
+__all__ = ["MLPStudy", "CNNStudy", "per_fold_temperature", "logmel", "release_keras", "load_clips", "features", "save_json", "log", "library_note", "REPORTS",
            "apply_temperature"]
