@@ -272,6 +272,12 @@ def analysis_numbers(a: dict) -> str:
     return "\n\n".join(lines)
 
 
+def show_studies():
+    """The stored studies (reports/*.json): robustness chart, both reliability diagrams, the bundled-models table."""
+    return (studies.robustness_chart(), studies.reliability_chart(kind="mlp"), studies.reliability_chart(kind="cnn"),
+            studies.STUDIES_NOTE + "\n\n" + studies.bundled_table())
+
+
 def show_training(summary: dict):
     from ser.plots import confusion_matrix, history_curves, importance_bar, message_figure
 
@@ -502,15 +508,12 @@ def build_demo() -> gr.Blocks:
                 action_json = gr.JSON(label="Result", elem_id="models-result")
                 # stored study results (reports/*.json): what the shipped recipes do off their training data
                 with gr.Accordion("How the models hold up: noise, phones, other corpora, confidence", open=False,
-                                  elem_id="studies"):
-                    gr.Plot(studies.robustness_chart(), label="Accuracy under degraded audio",
-                            elem_id="robustness-plot")
+                                  elem_id="studies") as studies_box:
+                    robustness_plot = gr.Plot(label="Accuracy under degraded audio", elem_id="robustness-plot")
                     with gr.Row():
-                        gr.Plot(studies.reliability_chart(kind="mlp"), label="MLP confidence",
-                                elem_id="reliability-mlp")
-                        gr.Plot(studies.reliability_chart(kind="cnn"), label="CNN confidence",
-                                elem_id="reliability-cnn")
-                    gr.Markdown(studies.STUDIES_NOTE + "\n\n" + studies.bundled_table(), elem_id="studies-table")
+                        reliability_mlp = gr.Plot(label="MLP confidence", elem_id="reliability-mlp")
+                        reliability_cnn = gr.Plot(label="CNN confidence", elem_id="reliability-cnn")
+                    studies_md = gr.Markdown(elem_id="studies-table")
 
         # -- wiring -----------------------------------------------------------------------------
         audio.change(clear_results, None, [label, bar, verdict, timeline_plot, timeline_note],
@@ -547,6 +550,9 @@ def build_demo() -> gr.Blocks:
             show_models, models_json, [table, serving_md, m_version], api_name="show_models", **render)
         models_tab.select(**listing, api_name="models_on_select", api_visibility="undocumented").success(
             show_models, models_json, [table, serving_md, m_version], api_name="show_models_on_select", **render)
+        # built when first opened, not at start-up (~90 ms of figures nobody may look at)
+        studies_box.expand(show_studies, None, [robustness_plot, reliability_mlp, reliability_cnn, studies_md],
+                           api_name="show_studies", **render)
         admin = dict(outputs=action_json, concurrency_limit=1, concurrency_id="admin")
         use_btn.click(use_version, [m_kind, m_version, m_token], api_name="use_version", **admin)
         push_btn.click(push, [m_kind, m_version, repo_id, private, hf_token, m_token], api_name="push", **admin)
