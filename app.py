@@ -30,14 +30,15 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 import gradio as gr  # noqa: E402
 
-from ser import batch as ser_batch  # noqa: E402
-from ser import evaluation_reports as studies  # noqa: E402
-from ser import explain as ser_explain  # noqa: E402
-from ser import service  # noqa: E402
-from ser import timeline as ser_timeline  # noqa: E402
-from ser.audio import ACCEPTED, max_bytes  # noqa: E402
+from ser import reports as studies  # noqa: E402
+from ser import settings  # noqa: E402
+from ser.audio.io import ACCEPTED  # noqa: E402
 from ser.errors import SerError  # noqa: E402
-from ser.recognizer import ModelRegistry  # noqa: E402
+from ser.models import explain as ser_explain  # noqa: E402
+from ser.models.registry import ModelRegistry  # noqa: E402
+from ser.serving import batch as ser_batch  # noqa: E402
+from ser.serving import service  # noqa: E402
+from ser.serving import timeline as ser_timeline  # noqa: E402
 
 log = logging.getLogger("ser.app")
 
@@ -45,14 +46,14 @@ HERE = Path(__file__).resolve().parent
 EXAMPLES = sorted(p for p in (HERE / "examples").glob("*") if p.suffix in (".wav", ".ogg", ".flac"))
 MODEL_CHOICES = [("MLP", "mlp"), ("CNN", "cnn"), ("Ensemble", "ensemble")]
 #: Simultaneous predictions/analyses (the machine this was measured on has 2 cores).
-INFERENCE_CONCURRENCY = int(os.environ.get("SER_INFERENCE_CONCURRENCY", "2"))
+INFERENCE_CONCURRENCY = settings.inference_concurrency()
 #: Training runs admitted at once: 2, so a second request reaches the lock and is refused at once
 #: with a message instead of waiting in the queue; only one ever trains.
 TRAIN_ADMITTED = 2
-QUEUE_MAX = int(os.environ.get("SER_QUEUE_MAX", "64"))
+QUEUE_MAX = settings.queue_max()
 #: Uploaded files (Gradio's cache under GRADIO_TEMP_DIR) are deleted this many seconds after upload
 #: (checked every min(TTL, 5 min)), and all of them when the server stops.
-UPLOAD_TTL_S = max(1, int(os.environ.get("SER_UPLOAD_TTL_S", "3600")))
+UPLOAD_TTL_S = settings.upload_ttl_s()
 
 #: The models this process serves; a new one replaces the old only once fully saved.
 REGISTRY = ModelRegistry()
@@ -214,7 +215,7 @@ def clear_results():
 
 
 def show_timeline(result: dict):
-    from ser.timeline import figure
+    from ser.serving.timeline import figure
 
     segments, summary = result["segments"], result["summary"]
     if not segments:
@@ -338,7 +339,7 @@ def show_models(listing: dict):
 # -- layout and wiring -----------------------------------------------------------------------
 def _intro() -> str:
     lock = ("This server is **public**: training, model switching and Hub actions need the admin token."
-            if service.is_public() else "")
+            if settings.is_public() else "")
     return ("# ser — speech emotion recognition\n"
             "Record or upload speech, choose a model, and see which emotion the voice carries, how sure the "
             "model is, how it changes over time, and the signal maths behind it. " + lock)
@@ -346,13 +347,11 @@ def _intro() -> str:
 
 def build_demo() -> gr.Blocks:
     """The whole app; every event has an ``api_name`` (renderers are private)."""
-    from ser.corpora import default_data_dir
-    from ser.mlp import DEFAULT_PARAMS
-    from ser.recognizer import uncertain_below
+    from ser.models.mlp import DEFAULT_PARAMS
 
-    public = service.is_public()
+    public = settings.is_public()
     token_info = "required on this public server" if public else "not needed locally"
-    data_default = default_data_dir()
+    data_default = settings.default_data_dir()
     inference = dict(concurrency_limit=INFERENCE_CONCURRENCY, concurrency_id="inference")
     render = dict(api_visibility="private", concurrency_limit=None, show_progress="hidden")
 
@@ -368,8 +367,8 @@ def build_demo() -> gr.Blocks:
                                          elem_id="audio")
                         model = gr.Radio(MODEL_CHOICES, value="mlp", label="Model", elem_id="model")
                         predict_btn = gr.Button("Predict", variant="primary", elem_id="predict-btn")
-                        gr.Markdown(f"Accepted: {ACCEPTED}; up to {max_bytes() / 2**20:.0f} MiB. "
-                                    f"A result below {uncertain_below():.0%} is reported as uncertain.",
+                        gr.Markdown(f"Accepted: {ACCEPTED}; up to {settings.max_bytes() / 2**20:.0f} MiB. "
+                                    f"A result below {settings.uncertain_below():.0%} is reported as uncertain.",
                                     elem_id="accepted")
                         if EXAMPLES:
                             gr.Examples([[str(p)] for p in EXAMPLES], inputs=[audio],
@@ -587,18 +586,18 @@ def main(argv: list[str] | None = None) -> int:
 
     one_blas_thread_per_process()  # from the main thread, first: see there
     parser = argparse.ArgumentParser(description="Serve ser's web app (Gradio).")
-    parser.add_argument("--share", action="store_true", default=service._flag("SER_SHARE"),
+    parser.add_argument("--share", action="store_true", default=settings.flag("SER_SHARE"),
                         help="ask Gradio for a public share link (also SER_SHARE=1); makes the server public")
     parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "0.0.0.0"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", "7860")))
-    parser.add_argument("--no-warm-up", action="store_true", default=os.environ.get("SER_WARM_UP") == "0",
+    parser.add_argument("--no-warm-up", action="store_true", default=not settings.warm_up(),
                         help="skip the background warm-up (first MLP prediction, CNN/TensorFlow load)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
     global demo
     app = demo
-    if args.share and not service.is_public():
+    if args.share and not settings.is_public():
         os.environ["SER_SHARE"] = "1"  # public from now on: admin actions need the token
         app = demo = build_demo()
     for message in service.start_up(REGISTRY):  # the MLP is loaded before the first request
@@ -606,9 +605,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.share and os.environ.get("SPACE_ID"):
         args.share = False  # a Space is already public; Gradio ignores share there
     # run_history off: the browser would keep every call's inputs, admin and Hub tokens included
-    launch = dict(server_name=args.host, server_port=args.port, max_file_size=max_bytes(),
+    launch = dict(server_name=args.host, server_port=args.port, max_file_size=settings.max_bytes(),
                   prevent_thread_lock=True, show_error=False, run_history=False)
-    if service._flag("SER_MCP"):  # predict/analyze/timeline as MCP tools; needs the gradio[mcp] extra
+    if settings.flag("SER_MCP"):  # predict/analyze/timeline as MCP tools; needs the gradio[mcp] extra
         try:
             import mcp  # noqa: F401
         except ImportError:

@@ -48,10 +48,10 @@ CPU = {"last": 0.0}
 
 
 def run(paths, **kwargs) -> tuple[list[dict], float]:
-    from ser.batch import predict_files
+    from ser.serving.batch import predict_files
 
     c0, t0 = cpu_seconds(), time.perf_counter()
-    rows = [r for chunk in predict_files(paths, progress=False, **kwargs) for r in chunk]
+    rows = [r for chunk in predict_files(paths, **kwargs) for r in chunk]
     CPU["last"] = cpu_seconds() - c0
     return rows, time.perf_counter() - t0
 
@@ -71,8 +71,8 @@ def main() -> None:
     ap.add_argument("--skip-baseline", action="store_true")
     args = ap.parse_args()
 
-    from ser.batch import expand_inputs
-    from ser.recognizer import get_recognizer
+    from ser.serving.batch import expand_inputs
+    from ser.models.registry import get_recognizer
 
     env = os.environ.get("SER_DATA_DIR")
     root = Path(env) if env else REPO.parent / "shared" / "data" / "ravdess"

@@ -25,12 +25,13 @@ import numpy as np
 
 from studies import log  # noqa: I001  (sets one BLAS thread per process)
 
-from ser.augment import ORIGINAL
-from ser.calibration import apply_temperature, expected_calibration_error, fit_temperature, out_of_fold_proba
-from ser.corpora import load_corpus
-from ser.features import FeatureConfig, extract_corpus
-from ser.mlp import fit_pipeline
-from ser.recognizer import MLPRecognizer, Recognizer
+from ser.audio.augment import ORIGINAL
+from ser.models.calibration import apply_temperature, expected_calibration_error, fit_temperature, out_of_fold_proba
+from ser.audio.corpora import load_corpus
+from ser.features.handcrafted import FeatureConfig, extract_corpus
+from ser.models.mlp import fit_pipeline
+from ser.models.mlp import MLPRecognizer
+from ser.models.base import Recognizer
 
 
 def main(argv=None) -> int:

@@ -41,7 +41,7 @@ def peak_rss_mb() -> float:
 
 def three_second_clip() -> tuple[np.ndarray, str]:
     """3 s of real speech (RAVDESS Actor_01 sentences back to back), synthetic if absent."""
-    from ser.audio import load_audio
+    from ser.audio.io import load_audio
 
     root = Path(os.environ.get("SER_DATA_DIR", REPO.parent / "shared" / "data" / "ravdess"))
     files = sorted((root / "Actor_01").glob("*.flac"))
@@ -68,13 +68,13 @@ def timed(fn, repeat: int) -> tuple[float, float]:
 
 
 def bench_training(data: str) -> None:
-    from ser.cnn import train_cnn
-    from ser.corpora import load_corpus
+    from ser.training.cnn import train_cnn
+    from ser.audio.corpora import load_corpus
 
     clips = load_corpus(data)
     t0 = time.time()
-    from ser.cnn import logmel_corpus
-    from ser.augment import ORIGINAL, VARIANTS
+    from ser.training.cnn import logmel_corpus
+    from ser.audio.augment import ORIGINAL, VARIANTS
 
     logmel_corpus([c.path for c in clips], variants=(ORIGINAL, *VARIANTS))
     t_images = time.time() - t0
@@ -96,7 +96,7 @@ def bench_training(data: str) -> None:
 
 
 def bench_latency(models: Path, repeat: int) -> None:
-    from ser.recognizer import Recognizer
+    from ser.models.base import Recognizer
 
     y, what = three_second_clip()
     print(f"\nprediction latency, {what}, median (min) of {repeat}, after load")
@@ -131,7 +131,7 @@ def main() -> None:
     parser.add_argument("--train", action="store_true", help="also time one full training (minutes)")
     parser.add_argument("--repeat", type=int, default=20)
     args = parser.parse_args()
-    from ser.cnn import keras_module
+    from ser.models.cnn import keras_module
 
     rss0 = peak_rss_mb()
     t0 = time.perf_counter()

@@ -39,8 +39,8 @@ import numpy as np
 from studies import (REPO, CNNStudy, MLPStudy, features, library_note, load_clips, log, logmel,  # noqa: I001
                      release_keras, save_json)
 
-from ser.augment import ORIGINAL, VARIANTS
-from ser.crosscorpus import corpus_pairs, cross_corpus, evaluate_split, multi_corpus, within_corpus
+from ser.audio.augment import ORIGINAL, VARIANTS
+from ser.training.crosscorpus import corpus_pairs, cross_corpus, evaluate_split, multi_corpus, within_corpus
 
 
 def _brief(m: dict) -> dict:
@@ -125,7 +125,7 @@ def main(argv=None) -> int:
         splits = [by_name[name] for name in args.only if name in by_name]
     extra = {}
     if args.model == "cnn":
-        from ser.cnn import DEFAULT_PARAMS
+        from ser.training.cnn import DEFAULT_PARAMS
 
         note = library_note()
         extra = {"model": "cnn", "cnn_params": {**DEFAULT_PARAMS, **({"epochs": args.epochs} if args.epochs else {})},
@@ -169,8 +169,8 @@ def main(argv=None) -> int:
 
 def bundled(clips, args) -> int:
     """The shipped models (trained on RAVDESS, every emotion) on each other corpus, file by file."""
-    from ser.audio import load_audio
-    from ser.recognizer import Recognizer
+    from ser.audio.io import load_audio
+    from ser.models.base import Recognizer
 
     results, versions = {}, {}
     for kind in ("mlp", "cnn", "ensemble"):

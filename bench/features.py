@@ -20,8 +20,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ser.corpora import default_data_dir, load_corpus  # noqa: E402
-from ser.features import extract_corpus  # noqa: E402
+from ser.settings import default_data_dir
+from ser.audio.corpora import load_corpus  # noqa: E402
+from ser.features.handcrafted import extract_corpus  # noqa: E402
 
 
 def naive_features(path: str) -> np.ndarray:

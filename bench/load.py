@@ -75,11 +75,12 @@ def prepare_models(dest: Path, kinds: list[str]) -> dict[str, str]:
             notes[kind] = "bundled"
     if not (dest / "mlp").exists():
         raise SystemExit("no bundled MLP in models/mlp: train one first (python train.py mlp)")
-    from ser.recognizer import Recognizer
+    from ser.models.base import Recognizer
 
     if ("cnn" in kinds or "ensemble" in kinds) and not (dest / "cnn").exists():
-        from ser.cnn import DEFAULT_PARAMS, CNNRecognizer, build_cnn
-        from ser.spectrogram import SpectrogramConfig
+        from ser.training.cnn import DEFAULT_PARAMS
+        from ser.models.cnn import CNNRecognizer, build_cnn
+        from ser.features.logmel import SpectrogramConfig
 
         mlp = Recognizer.from_pretrained(dest / "mlp")
         spec, p = SpectrogramConfig(), DEFAULT_PARAMS
@@ -90,7 +91,7 @@ def prepare_models(dest: Path, kinds: list[str]) -> dict[str, str]:
                       metadata={"note": "untrained stand-in for timing (bench/load.py)"}).save_pretrained(dest / "cnn")
         notes["cnn"] = "untrained stand-in, default architecture"
     if "ensemble" in kinds and not (dest / "ensemble").exists():
-        from ser.ensemble import EnsembleRecognizer
+        from ser.models.ensemble import EnsembleRecognizer
 
         members = {k: Recognizer.from_pretrained(dest / k) for k in ("mlp", "cnn")}
         EnsembleRecognizer(members, metadata={"note": "stand-in for timing (bench/load.py)"}).save_pretrained(
@@ -270,7 +271,7 @@ def train_during_load(url: str, models: Path, files: list[str], args) -> dict:
     """A training run through /train while clients predict; a second run at once must be refused."""
     from gradio_client import Client
 
-    from ser.artifacts import verify_files
+    from ser.hub.artifacts import verify_files
 
     root = models / "mlp"
     done = threading.Event()
@@ -359,7 +360,7 @@ def main() -> int:
                     help="record the server with py-spy during the latency phase (raw collapsed stacks)")
     args = ap.parse_args()
     if args.data is None:
-        from ser.corpora import default_data_dir
+        from ser.settings import default_data_dir
 
         args.data = default_data_dir()
     if args.data is None or not (Path(args.data) / "manifest.csv").is_file():

@@ -20,8 +20,10 @@ import soundfile as sf
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ser.corpora import default_data_dir, load_corpus  # noqa: E402
-from ser.recognizer import Recognizer, models_dir  # noqa: E402
+from ser.settings import default_data_dir
+from ser.audio.corpora import load_corpus  # noqa: E402
+from ser.models.base import Recognizer
+from ser.settings import models_dir  # noqa: E402
 
 
 def three_second_clip(folder: Path) -> Path:

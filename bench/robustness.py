@@ -36,12 +36,12 @@ import numpy as np
 
 from studies import REPORTS, MLPStudy, features, library_note, load_clips, log, per_fold_temperature, save_json  # noqa: I001
 
-from ser.augment import ORIGINAL, VARIANTS
-from ser.calibration import expected_calibration_error, reliability_diagram
-from ser.degrade import TEST_CONDITIONS, TRAINING_VARIANTS
-from ser.evaluate import classification_metrics, speaker_folds
-from ser.normalize import speaker_standardize
-from ser.training import labels_of
+from ser.audio.augment import ORIGINAL, VARIANTS
+from ser.models.calibration import expected_calibration_error, reliability_diagram
+from ser.audio.degrade import TEST_CONDITIONS, TRAINING_VARIANTS
+from ser.training.protocols import classification_metrics, speaker_folds
+from ser.models.speaker import speaker_standardize
+from ser.training.metadata import labels_of
 
 MODELS = ("standard", "robust", "standard+speaker_norm", "robust+speaker_norm")
 DEFAULT_MODELS = ("standard", "robust", "standard+speaker_norm")  # robust+speaker_norm: on request
@@ -241,7 +241,7 @@ def _flagging(p: np.ndarray, y: np.ndarray, threshold: float) -> dict:
 
 
 def _calib(before: np.ndarray, after: np.ndarray, y: np.ndarray) -> dict:
-    from ser.recognizer import uncertain_below
+    from ser.settings import uncertain_below
 
     t = uncertain_below()
     return {"uncertain_flag": {"raw": _flagging(before, y, t), "calibrated": _flagging(after, y, t)},
@@ -285,7 +285,7 @@ def _batch_study(out: dict, study: MLPStudy, model, test, y, speakers, labels, *
 
 
 def _describe(c: str) -> str:
-    from ser.degrade import parse_variant
+    from ser.audio.degrade import parse_variant
 
     if c == "clean":
         return "unmodified test clips"

@@ -37,11 +37,11 @@ from studies import (CNNStudy, library_note, load_clips, log, logmel, per_fold_t
                      release_keras, save_json)
 from robustness import _calib, _describe, _metrics, _pngs  # noqa: E402
 
-from ser.augment import ORIGINAL, VARIANTS  # noqa: E402
-from ser.calibration import expected_calibration_error  # noqa: E402
-from ser.degrade import TEST_CONDITIONS, TRAINING_VARIANTS  # noqa: E402
-from ser.evaluate import speaker_folds  # noqa: E402
-from ser.training import labels_of  # noqa: E402
+from ser.audio.augment import ORIGINAL, VARIANTS  # noqa: E402
+from ser.models.calibration import expected_calibration_error  # noqa: E402
+from ser.audio.degrade import TEST_CONDITIONS, TRAINING_VARIANTS  # noqa: E402
+from ser.training.protocols import speaker_folds  # noqa: E402
+from ser.training.metadata import labels_of  # noqa: E402
 
 MODELS = ("standard", "robust")
 
@@ -110,7 +110,7 @@ def main(argv=None) -> int:
     log(f"ECE before/after: { {m: (round(c['clean']['ece_before'], 3), round(c['clean']['ece_after'], 3)) for m, c in calib.items()} }")
     if args.dry_run:
         return 0
-    from ser.cnn import DEFAULT_PARAMS
+    from ser.training.cnn import DEFAULT_PARAMS
 
     common = {**{k: v for k, v in library_note().items() if k not in ("mlp_params", "search")},
               "model": "cnn", "cnn_params": {**DEFAULT_PARAMS, **(params or {})},

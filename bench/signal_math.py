@@ -28,7 +28,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from ser import plots  # noqa: E402
-from ser import signal_math as sm  # noqa: E402
+from ser.features import signal_math as sm  # noqa: E402
 
 SR = 16_000
 
@@ -39,7 +39,7 @@ def clip(seconds: float) -> tuple[np.ndarray, str]:
     root = Path(env) if env else REPO.parent / "shared" / "data" / "ravdess"
     files = sorted((root / "Actor_01").glob("*.flac"))
     if files:
-        from ser.audio import load_audio
+        from ser.audio.io import load_audio
 
         parts, n = [], 0
         for f in files:
@@ -145,7 +145,7 @@ def cold_start_s() -> float:
     """analyze + figures, first call in a fresh interpreter (imports and numba JIT included)."""
     code = (
         "import sys, time; sys.path.insert(0, %r); import numpy as np; t = time.perf_counter(); "
-        "import ser.signal_math as sm, ser.plots as p; "
+        "import ser.features.signal_math as sm, ser.plots as p; "
         "y = np.load(sys.argv[1]); p.signal_math_figures(sm.analyze(y)); "
         "print(time.perf_counter() - t)" % str(REPO)
     )

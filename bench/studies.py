@@ -23,11 +23,11 @@ import numpy as np  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from ser.calibration import apply_temperature, fit_temperature, out_of_fold_proba  # noqa: E402
-from ser.corpora import Clip, load_corpus  # noqa: E402
-from ser.features import FeatureConfig, extract_corpus  # noqa: E402
-from ser.mlp import DEFAULT_PARAMS, fit_pipeline  # noqa: E402
-from ser.normalize import speaker_standardize  # noqa: E402
+from ser.models.calibration import apply_temperature, fit_temperature, out_of_fold_proba  # noqa: E402
+from ser.audio.corpora import Clip, load_corpus  # noqa: E402
+from ser.features.handcrafted import FeatureConfig, extract_corpus  # noqa: E402
+from ser.models.mlp import DEFAULT_PARAMS, fit_pipeline  # noqa: E402
+from ser.models.speaker import speaker_standardize  # noqa: E402
 
 REPORTS = REPO / "reports"
 SEED = 0
@@ -128,7 +128,7 @@ class CNNStudy:
 
     def __init__(self, images: list, clips: Sequence[Clip], labels: Sequence[str], *,
                  train_cols: Sequence[int] = (0,), groups: Sequence[str] | None = None, params: dict | None = None):
-        from ser.cnn import DEFAULT_PARAMS as CNN_PARAMS
+        from ser.training.cnn import DEFAULT_PARAMS as CNN_PARAMS
 
         self.images = images
         self.clips = list(clips)
@@ -149,7 +149,7 @@ class CNNStudy:
     def fit(self, idx: np.ndarray):
         """A CNN trained on clips ``idx`` (every training column), early-stopped on 2 of their speakers
         (:func:`ser.cnn.validation_split`, as :func:`ser.cnn.train_cnn` does). Returns ``(model, val_idx)``."""
-        from ser.cnn import fit_cnn, validation_split
+        from ser.training.cnn import fit_cnn, validation_split
 
         fit_idx, val_idx = validation_split(self.clips, idx, n_speakers=int(self.params["validation_speakers"]),
                                             seed=SEED, groups=self.groups)
@@ -161,7 +161,7 @@ class CNNStudy:
 
     def proba(self, fitted, idx: np.ndarray, col: int = 0) -> np.ndarray:
         """Clip probabilities (mean over windows, unaugmented) in ``labels`` order."""
-        from ser.cnn import _clip_proba
+        from ser.training.cnn import _clip_proba
 
         p = _clip_proba(fitted[0], self._view(idx, [col]), np.asarray(idx))
         return p[:, [self.classes.index(lab) for lab in self.labels]]
@@ -178,7 +178,7 @@ class CNNStudy:
 
 def logmel(clips: Sequence[Clip], variants: Sequence[str]) -> tuple[list, list[str]]:
     """Log-mel windows ``images[i][j]`` of every clip and variant from the cache, and file hashes."""
-    from ser.cnn import logmel_corpus
+    from ser.training.cnn import logmel_corpus
 
     return logmel_corpus([c.path for c in clips], variants=tuple(variants), n_jobs=N_JOBS)
 
@@ -187,7 +187,7 @@ def release_keras() -> None:
     """Free the graph of finished models between folds (memory stays flat over many fits)."""
     import gc
 
-    from ser.cnn import keras_module
+    from ser.models.cnn import keras_module
 
     keras_module().backend.clear_session()
     gc.collect()
@@ -210,7 +210,7 @@ def save_json(name: str, payload: dict) -> Path:
 
 
 def library_note() -> dict:
-    from ser.training import library_versions
+    from ser.training.metadata import library_versions
 
     return {"libraries": library_versions(), "mlp_params": {k: list(v) if isinstance(v, tuple) else v
                                                            for k, v in DEFAULT_PARAMS.items()},

@@ -90,8 +90,8 @@ def main() -> None:
 
     import soundfile as sf
 
-    from ser.recognizer import get_recognizer
-    from ser.timeline import timeline_report
+    from ser.models.registry import get_recognizer
+    from ser.serving.timeline import timeline_report
 
     rec = get_recognizer(args.model)
     print(f"model: {rec.kind} {rec.metadata.get('version', '')}; cores: {os.cpu_count()}; "

@@ -4,24 +4,37 @@
 >>> ser.predict("clip.wav", model="mlp").label  # doctest: +SKIP
 'calm'
 
-Submodules import their heavy dependencies lazily: ``import ser`` is cheap and never imports
-TensorFlow; the CNN path imports it on first use.
+Layers, each importing only from those above it in this list:
+
+- ``errors``, ``settings``, ``cluster``, ``plots``: the exception family, every ``SER_*`` setting,
+  where parallel work runs, every figure;
+- ``audio``: decoding and validation, VAD, degradations and augmentation, corpora;
+- ``features``: the shared STFT, handcrafted features, log-mel images, signal mathematics;
+- ``reports``, ``hub``: stored studies; versioned verified model folders, model cards, Hub transfer;
+- ``models``: one recognizer per kind with one batch inference path; calibration, explanations;
+- ``training``: protocols and folds, training runs, cross-corpus studies;
+- ``serving``: what the app serves (service, timeline, live stream, batch), presentation;
+- ``cli``: the ``ser`` command.
+
+``import ser`` is cheap: the names below that need scikit-learn are loaded on first use, and
+TensorFlow only when a CNN is.
 """
 
-from .audio import SAMPLE_RATE, load_audio
-from .corpora import EMOTIONS
+from .audio.corpora import EMOTIONS
+from .audio.io import SAMPLE_RATE, load_audio
 from .errors import AudioError, DataError, ModelError, SerError
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 __all__ = [
-    "EMOTIONS", "SAMPLE_RATE", "load_audio", "predict", "Recognizer", "Prediction",
+    "EMOTIONS", "SAMPLE_RATE", "load_audio", "predict", "Recognizer", "Prediction", "get_recognizer",
     "SerError", "AudioError", "DataError", "ModelError", "__version__",
 ]
 
 
-def __getattr__(name):  # lazy: the recognizer pulls in scikit-learn
+def __getattr__(name: str):
+    """Lazy re-exports (PEP 562): ``ser.predict`` and friends import the models layer on first use."""
     if name in ("predict", "Recognizer", "Prediction", "get_recognizer"):
-        from . import recognizer
+        from . import models
 
-        return getattr(recognizer, name)
+        return getattr(models, name)
     raise AttributeError(f"module 'ser' has no attribute {name!r}")

@@ -1,31 +1,51 @@
-"""The command line: ``python train.py <command>`` (train, evaluate, save, predict, Hub transfer).
+"""The command line, ``ser`` (also ``python train.py``): train, evaluate, save, predict, share.
 
-Heavy imports happen inside the handlers, so ``--help`` is instant and the MLP path never
-imports TensorFlow.
+All argument parsing and printing of ``ser`` lives here; the library functions it calls return
+values and report progress through callbacks.
+
+    ser train mlp|cnn|ensemble --data DIR     train, evaluate both protocols, save a new version
+    ser predict <files, folders or CSV>        one row per file, resumable CSV
+    ser push models/mlp --repo you/ser-mlp     share on the Hugging Face Hub, with a model card
+    ser pull you/ser-mlp --revision v...       download and verify
+    ser report                                 regenerate the README's measured tables
+
+``python train.py mlp ...`` (the seed's entry point) is the same as ``ser train mlp ...``.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
+import warnings
 from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from . import settings
+from .audio.augment import VARIANTS
+from .audio.corpora import load_corpus
+from .cluster import parallel_context
+from .errors import DataError, ModelError, SerError
+from .hub.transfer import pull, push
+from .reports import protocol_table, update_readme
+from .serving.batch import CsvRun, predict_to_csv
+from .training.cnn import train_cnn
+from .training.ensemble import train_all
+from .training.mlp import train_mlp
 
 __all__ = ["main", "build_parser"]
 
 log = logging.getLogger("ser")
-
-
-def _data_default() -> str | None:
-    from .corpora import default_data_dir
-
-    d = default_data_dir()
-    return str(d) if d else None
+#: The seed's commands, still accepted without ``train``: ``python train.py mlp --data ...``.
+TRAIN_KINDS = ("mlp", "cnn", "ensemble")
 
 
 def _add_data_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data", default=_data_default(),
+    default = settings.default_data_dir()
+    p.add_argument("--data", default=str(default) if default else None,
                    help="corpus folder (RAVDESS/TESS/EMO-DB in their public layout or with manifest.csv, "
                         "a folder per emotion) or a CSV with path,emotion,speaker; default $SER_DATA_DIR, "
                         "else ../shared/data/ravdess (default: %(default)s)")
@@ -36,7 +56,7 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--keep-extra", action="store_true",
                    help="keep labels outside the 8 canonical emotions (EMO-DB boredom); dropped by default")
     p.add_argument("--models-dir", default=None,
-                   help="where to save (default $SER_MODELS_DIR or ./models)")
+                   help="where to save (default $SER_MODELS_DIR, else the bundled models/)")
     p.add_argument("--no-save", action="store_true", help="evaluate only; do not save a new version")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     p.add_argument("--jobs", type=int, default=-1, help="parallel workers for features/search (-1: all cores)")
@@ -52,15 +72,18 @@ def _add_scheduler_arg(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="train.py",
+        prog="ser",
         description="Train, evaluate, save and share speech-emotion models (ser).",
         epilog="Every training run reports two protocols: speaker-independent (folds by speaker) and the "
-               "seed's stratified 75/25 clip split. Example: python train.py mlp --data ../shared/data/ravdess",
+               "seed's stratified 75/25 clip split. Example: ser train mlp --data ../shared/data/ravdess",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log more")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    train = sub.add_parser("train", help="train a model, evaluate both protocols, save a new version",
+                           description="Train a model on a corpus, evaluate it under both protocols, save it.")
+    kinds = train.add_subparsers(dest="kind", required=True, metavar="KIND")
 
-    p = sub.add_parser("mlp", help="handcrafted features + StandardScaler + MLP with grouped search",
+    p = kinds.add_parser("mlp", help="handcrafted features + StandardScaler + MLP with grouped search",
                        description="Train the MLP on handcrafted features, evaluate both protocols, save.")
     _add_data_args(p)
     p.add_argument("--no-search", action="store_true",
@@ -79,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     for kind, helptext in (("cnn", "log-mel CNN (Keras, TensorFlow CPU)"),
                            ("ensemble", "MLP + CNN ensemble (trains both, then averages)")):
-        p = sub.add_parser(kind, help=helptext, description=f"Train the {helptext}, evaluate both protocols, save.")
+        p = kinds.add_parser(kind, help=helptext, description=f"Train the {helptext}, evaluate both protocols, save.")
         _add_data_args(p)
         p.add_argument("--epochs", type=int, default=None, help="maximum epochs (early stopping decides)")
         p.add_argument("--batch-size", type=int, default=None, help="mini-batch size")
@@ -109,19 +132,80 @@ def build_parser() -> argparse.ArgumentParser:
     _add_scheduler_arg(p)
     p.set_defaults(handler=_cmd_predict)
 
-    try:
-        from .hub import add_cli
-    except ImportError:
-        pass
-    else:
-        add_cli(sub)
+    _add_hub_commands(sub)
+    p = sub.add_parser("report", help="regenerate the README's tables from what was measured",
+                       description="Rewrite README.md's results block (the bundled models' metadata.json) and "
+                                   "studies block (reports/*.json).")
+    p.add_argument("--readme", default=str(settings.PROJECT / "README.md"), help="default: %(default)s")
+    p.add_argument("--models-dir", default=None, help="default $SER_MODELS_DIR, else the bundled models/")
+    p.set_defaults(handler=_cmd_report)
     return parser
 
 
-def _load_clips(args) -> list:
-    from .corpora import load_corpus
-    from .errors import DataError
+def _add_hub_commands(subparsers: argparse._SubParsersAction) -> None:
+    """Register ``push`` and ``pull``; each sets ``handler(args) -> exit code`` (0 ok, 1 error)."""
+    p = subparsers.add_parser("push", help="push a saved model folder to a Hugging Face Hub model repo",
+                              description="Push a saved model folder (e.g. models/mlp) to a Hub model repo: one "
+                                          "commit with a model card, tagged with the model version. The token "
+                                          "comes from HF_TOKEN or `hf auth login`.")
+    p.add_argument("folder", help="model folder, e.g. models/mlp (or a kind, looked up in --models-dir)")
+    p.add_argument("--repo", required=True, help="Hub repo id, namespace/name")
+    p.add_argument("--private", action="store_true", help="create the repo private")
+    p.add_argument("--message", default=None, help="commit message")
+    p.add_argument("--endpoint", default=None, help="Hub URL (default: HF_ENDPOINT or huggingface.co)")
+    p.add_argument("--models-dir", default=None,
+                   help="where a bare kind (mlp, cnn) is looked up (default $SER_MODELS_DIR, else the bundled models/)")
+    p.set_defaults(handler=_cmd_push)
 
+    q = subparsers.add_parser("pull", help="download a model from a Hugging Face Hub repo and verify it",
+                              description="Download a ser model repo at a revision, check every file against "
+                                          "the sha256 in its metadata.json, and print the folder.")
+    q.add_argument("repo", help="Hub repo id, namespace/name")
+    q.add_argument("--revision", default=None, help="tag (model version), branch or commit (default: main)")
+    q.add_argument("--endpoint", default=None, help="Hub URL (default: HF_ENDPOINT or huggingface.co)")
+    q.add_argument("--models-dir", default=None,
+                   help="download into <models-dir>/hub/<namespace>--<name> (default $SER_MODELS_DIR, else the bundled models/)")
+    q.add_argument("--cache", action="store_true", help="keep the files in the Hugging Face cache only")
+    q.add_argument("--trust-remote-pickle", action="store_true",
+                   help="also download the seed-compatible pickles (they can run arbitrary code when loaded)")
+    q.set_defaults(handler=_cmd_pull)
+
+
+def _cmd_push(args: argparse.Namespace) -> int:
+    folder = Path(args.folder)
+    if not folder.exists() and (_models_root(args) / args.folder).is_dir():
+        folder = _models_root(args) / args.folder
+    try:
+        info = push(folder, args.repo, private=args.private, endpoint=args.endpoint, commit_message=args.message)
+    except ModelError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    tag = f"tag {info['tag']}" + ("" if info["tag_created"] else f" (already existed, at {info['tag_commit']})")
+    print(f"pushed {folder} to {info['repo_id']} ({'private' if info['private'] else 'public'}): "
+          f"{info['commit_url']}, {tag}")
+    return 0
+
+
+def _cmd_pull(args: argparse.Namespace) -> int:
+    local_dir = None
+    if not args.cache:
+        local_dir = _models_root(args) / "hub" / args.repo.replace("/", "--")
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            path = pull(args.repo, revision=args.revision, local_dir=local_dir, endpoint=args.endpoint,
+                        trust_remote_pickle=args.trust_remote_pickle)
+        for w in caught:
+            print(f"warning: {w.message}", file=sys.stderr)
+        version = json.loads((path / "metadata.json").read_text(encoding="utf-8")).get("version")
+    except ModelError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    print(f"pulled {args.repo}@{args.revision or 'main'} (version {version}) into {path}")
+    return 0
+
+
+def _load_clips(args) -> list:
     if not args.data:
         raise DataError("No data folder: pass --data or set SER_DATA_DIR.")
     clips = []
@@ -136,8 +220,6 @@ def _load_clips(args) -> list:
 
 
 def _progress_printer():
-    from tqdm.auto import tqdm
-
     bar = tqdm(total=100, unit="%", bar_format="{l_bar}{bar}| {elapsed} {postfix}", file=sys.stderr)
 
     def progress(fraction: float, message: str) -> None:
@@ -150,16 +232,8 @@ def _progress_printer():
     return progress
 
 
-def format_metrics_table(metadata: dict) -> str:
-    """A table of both protocols' metrics as measured by this run."""
-    rows = [f"{'protocol':<22}{'accuracy':>10}{'UAR':>8}{'macro F1':>10}{'n test':>8}"]
-    for protocol, m in metadata.get("metrics", {}).items():
-        rows.append(f"{protocol:<22}{m['accuracy']:>10.3f}{m['uar']:>8.3f}{m['macro_f1']:>10.3f}{m['n_test']:>8d}")
-    return "\n".join(rows)
-
-
 def _report(metadata: dict, saved: Path | None) -> None:
-    print(format_metrics_table(metadata))
+    print(protocol_table(metadata))
     si = metadata.get("metrics", {}).get("speaker_independent", {})
     for pair in si.get("error_analysis", [])[:3]:
         print(f"most confused (speaker-independent): {pair['pair'][0]} <-> {pair['pair'][1]}: {pair['count']} clips")
@@ -171,15 +245,10 @@ def _report(metadata: dict, saved: Path | None) -> None:
 
 
 def _models_root(args) -> Path:
-    from .recognizer import models_dir
-
-    return Path(args.models_dir) if args.models_dir else models_dir()
+    return Path(args.models_dir) if getattr(args, "models_dir", None) else settings.models_dir()
 
 
 def _cmd_mlp(args) -> int:
-    from .augment import VARIANTS
-    from .training import train_mlp
-
     clips = _load_clips(args)
     params = {k: v for k, v in (("hidden_layer_sizes", args.hidden), ("alpha", args.alpha),
                                 ("learning_rate_init", args.lr), ("batch_size", args.batch_size))
@@ -194,31 +263,80 @@ def _cmd_mlp(args) -> int:
 
 
 def _cmd_deep(args) -> int:
-    from . import cnn
+    """``ser train cnn|ensemble``: train, evaluate both protocols, save, print the tables.
 
-    return cnn.cli_train(args, clips=_load_clips(args), models_root=_models_root(args),
-                         progress=_progress_printer(), report=_report)
+    Every epoch prints one line (stage, loss, accuracy, validation loss and accuracy) above the
+    progress bar. ``ensemble`` trains the MLP and the CNN on the same splits (or reuses saved
+    members with ``--mlp``/``--cnn``) and saves all three models it produced.
+    """
+    clips, models_root, progress = _load_clips(args), _models_root(args), _progress_printer()
+
+    def on_epoch(stage: str, epoch: int, logs: dict) -> None:
+        tqdm.write(f"{stage:<26} epoch {epoch:>3}  loss {logs.get('loss', 0):.3f}  acc {logs.get('accuracy', 0):.3f}"
+                   f"  val_loss {logs.get('val_loss', 0):.3f}  val_acc {logs.get('val_accuracy', 0):.3f}",
+                   file=sys.stderr)
+
+    variants = () if getattr(args, "no_augment", False) else VARIANTS
+    kwargs = dict(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, n_jobs=args.jobs,
+                  data_root=args.data)
+    if args.kind == "cnn":
+        rec, _ = train_cnn(clips, variants=variants, progress=progress, on_epoch=on_epoch, **kwargs)
+        saved = None if args.no_save else rec.save_pretrained(models_root / "cnn")
+        _report(rec.metadata, saved)
+        return 0
+    out = train_all(clips, progress=progress, on_epoch=on_epoch, mlp_from=getattr(args, "mlp", None),
+                    cnn_from=getattr(args, "cnn", None), mlp_kwargs={"variants": variants},
+                    cnn_kwargs={"variants": variants}, **kwargs)
+    for kind in ("mlp", "cnn", "ensemble"):
+        rec, _, reused = out[kind]
+        if reused:
+            print(f"== {kind}: reused {rec.path} (version {rec.metadata.get('version')}) ==")
+            print(protocol_table(rec.metadata))
+            continue
+        saved = None if args.no_save else rec.save_pretrained(models_root / kind)
+        print(f"== {kind} ==")
+        _report(rec.metadata, saved)
+    return 0
 
 
 def _cmd_predict(args) -> int:
-    from .batch import predict_many
+    bar = tqdm(unit="file", desc="predict", disable=args.no_progress, file=sys.stderr, dynamic_ncols=True)
 
-    return predict_many(args.inputs, model=args.model, out=args.out, n_jobs=args.jobs, chunk=args.chunk,
-                        scheduler=args.scheduler, retry_errors=args.retry_errors, progress=not args.no_progress)
+    def start(run: CsvRun) -> None:
+        bar.reset(total=run.total)
+        bar.update(run.skipped)
+        if run.skipped:
+            print(f"resuming: {run.skipped} of {run.total} files already in {run.out}; "
+                  f"{run.total - run.skipped} to go", file=sys.stderr)
+
+    try:
+        run = predict_to_csv(args.inputs, model=args.model, out=args.out, n_jobs=args.jobs, chunk=args.chunk,
+                             scheduler=args.scheduler, retry_errors=args.retry_errors, on_start=start,
+                             on_rows=bar.update)
+    finally:
+        bar.close()
+    print(f"{run.predicted - run.failed} predicted, {run.failed} could not be read, {run.skipped} skipped "
+          f"(already done)" + (f"; results in {run.out}" if run.out else ""), file=sys.stderr)
+    return 0
+
+
+def _cmd_report(args) -> int:
+    changed = update_readme(args.readme, args.models_dir or settings.models_dir())
+    print(f"{args.readme} updated" if changed else f"{args.readme} already up to date", file=sys.stderr)
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .errors import SerError
-
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    """Run the ``ser`` command (``ser --help``); returns the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in TRAIN_KINDS:  # the seed's form: python train.py mlp ...
+        argv.insert(0, "train")
+    args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
     try:
-        if getattr(args, "scheduler", None) and args.command != "predict":
-            from .cluster import parallel_context
-
+        if getattr(args, "scheduler", None) and args.command == "train":
             with parallel_context(args.scheduler):  # joblib work (features, search) runs on the cluster
                 return int(args.handler(args) or 0)
         return int(args.handler(args) or 0)

@@ -34,22 +34,22 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import sys
 import threading
 from typing import Iterator
 
-from .errors import SerError
+from joblib import parallel_config
+from threadpoolctl import ThreadpoolController, threadpool_limits
 
-__all__ = ["SchedulerError", "parallel_context", "describe_scheduler", "one_blas_thread",
+from .errors import SchedulerError
+
+__all__ = ["parallel_context", "describe_scheduler", "one_blas_thread",
            "one_blas_thread_per_process", "CONNECT_TIMEOUT_S"]
 
 log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT_S = 20  # seconds to reach a scheduler before giving up with a message
-
-
-class SchedulerError(SerError):
-    """The Dask scheduler cannot be used (not installed, unreachable, no workers)."""
 
 
 @contextlib.contextmanager
@@ -81,8 +81,6 @@ def parallel_context(scheduler: str | None = None, *, timeout: float = CONNECT_T
         from distributed import Client
     except ImportError:
         raise SchedulerError("--scheduler needs Dask: pip install 'dask[distributed]' (see requirements.txt).") from None
-    from joblib import parallel_config
-
     try:
         client = Client(str(scheduler), timeout=timeout, set_as_default=True)
     except (OSError, TimeoutError, ValueError) as e:
@@ -123,8 +121,6 @@ def _blas_controller():
     global _BLAS_CONTROLLER
     key = len(sys.modules)
     if _BLAS_CONTROLLER is None or _BLAS_CONTROLLER[0] != key:
-        from threadpoolctl import ThreadpoolController
-
         _BLAS_CONTROLLER = (key, ThreadpoolController())
     return _BLAS_CONTROLLER[1]
 
@@ -167,10 +163,6 @@ def one_blas_thread_per_process() -> None:
     has called it. With two BLAS threads a prediction in a worker thread took 80 ms against 14 ms
     here (busy cores). An explicit ``OPENBLAS_NUM_THREADS`` is left alone.
     """
-    import os
-
     if os.environ.get("OPENBLAS_NUM_THREADS"):
         return
-    from threadpoolctl import threadpool_limits
-
     threadpool_limits(limits=1, user_api="blas")  # never restored: for the process's lifetime

@@ -1,12 +1,14 @@
-"""The exceptions ``ser`` raises on purpose.
+"""The exceptions ``ser`` raises on purpose: one family.
 
 Every error a user can fix derives from :class:`SerError`, so callers (the app, the CLI, the API)
-catch one family and show its message; anything else is a bug.
+catch one family and show its message; anything else is a bug. Messages say what is wrong, what
+came and what is accepted.
 """
 
 from __future__ import annotations
 
-__all__ = ["SerError", "AudioError", "DataError", "ModelError"]
+__all__ = ["SerError", "AudioError", "DataError", "ModelError", "SettingError", "ParameterError",
+           "AccessError", "BusyError", "SchedulerError"]
 
 
 class SerError(Exception):
@@ -23,3 +25,23 @@ class DataError(SerError, ValueError):
 
 class ModelError(SerError):
     """A saved model is missing, corrupt, untrusted or incompatible."""
+
+
+class SettingError(SerError, ValueError):
+    """A ``SER_*`` setting (environment variable) holds a value that cannot be used."""
+
+
+class ParameterError(SerError, ValueError):
+    """An argument given through the app, the API or the CLI is not usable."""
+
+
+class AccessError(SerError):
+    """An admin action without the admin token on a public server."""
+
+
+class BusyError(SerError):
+    """A training run is already in progress."""
+
+
+class SchedulerError(SerError):
+    """The Dask scheduler named with ``--scheduler`` cannot be used."""

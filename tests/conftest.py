@@ -32,13 +32,23 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.fixture(scope="session")
 def ravdess_dir() -> Path:
-    """RAVDESS as 16 kHz FLAC: ``SER_DATA_DIR``, else ``../shared/data/ravdess``; skip if absent."""
-    env = os.environ.get("SER_DATA_DIR")
-    root = Path(env) if env else REPO.parent / "shared" / "data" / "ravdess"
-    if not (root / "manifest.csv").is_file() and (root / "ravdess" / "manifest.csv").is_file():
-        root = root / "ravdess"  # SER_DATA_DIR pointing at the data folder itself
-    if not root.is_dir():
-        pytest.skip(f"RAVDESS not found at {root} (set SER_DATA_DIR)")
+    """RAVDESS as 16 kHz FLAC (:func:`ser.settings.corpus_dir`); skip if absent."""
+    from ser import settings
+
+    root = settings.corpus_dir("ravdess")
+    if root is None:
+        pytest.skip(f"RAVDESS not found under {settings.data_root()} (set SER_DATA_DIR)")
+    return root
+
+
+@pytest.fixture(scope="session")
+def tess_dir() -> Path:
+    """TESS as 16 kHz FLAC (:func:`ser.settings.corpus_dir`); skip if absent."""
+    from ser import settings
+
+    root = settings.corpus_dir("tess")
+    if root is None:
+        pytest.skip(f"TESS not found under {settings.data_root()} (set SER_DATA_DIR)")
     return root
 
 

@@ -261,8 +261,11 @@ def test_hub_actions_give_readable_errors(client):
         client.predict("mlp", "", "alice/ser-app", True, "", "", api_name="/push")
     with pytest.raises(AppError, match="(?i)not found|does not exist|no repo"):
         client.predict("alice/no-such-repo", "", HF_TOKEN_ALICE, "", api_name="/pull")
-    with pytest.raises(AppError, match="No saved mlp version v1"):
-        client.predict("mlp", "v1", "alice/ser-app", True, HF_TOKEN_ALICE, "", api_name="/push")
+    with pytest.raises(AppError, match="No saved mlp version v19990101T000000Z"):
+        client.predict("mlp", "v19990101T000000Z", "alice/ser-app", True, HF_TOKEN_ALICE, "", api_name="/push")
+    for version in ("v1", "../../cnn", "/etc"):  # a version is a folder name under models/<kind>/versions
+        with pytest.raises(AppError, match="is not a model version"):
+            client.predict("mlp", version, "alice/ser-app", True, HF_TOKEN_ALICE, "", api_name="/push")
 
 
 def test_app_import_does_not_load_tensorflow():

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ser import artifacts
+from ser.hub import artifacts
 from ser.errors import ModelError
 
 
@@ -106,5 +106,14 @@ def test_missing_model_and_unknown_version(tmp_path):
     with pytest.raises(ModelError, match="No model at"):
         artifacts.resolve_artifact(tmp_path / "none")
     _save(tmp_path / "toy", "one", version="v20260101T000000Z")
-    with pytest.raises(ModelError, match="v1999 not found.*v20260101T000000Z"):
-        artifacts.resolve_artifact(tmp_path / "toy", version="v1999")
+    with pytest.raises(ModelError, match="v19990101T000000Z not found.*v20260101T000000Z"):
+        artifacts.resolve_artifact(tmp_path / "toy", version="v19990101T000000Z")
+
+
+@pytest.mark.parametrize("version", ["v1999", "../../cnn", "/abs/models/mlp", "versions/v20260101T000000Z",
+                                     "v20260101T000000Z/..", "v20260101T000000Z\x00", "." * 300])
+def test_a_version_is_a_name_never_a_path(tmp_path, version):
+    _save(tmp_path / "toy", "one", version="v20260101T000000Z")
+    (tmp_path / "elsewhere").mkdir()
+    with pytest.raises(ModelError, match="is not a model version: versions look like v20261125T171500Z"):
+        artifacts.resolve_artifact(tmp_path / "toy", version=version)

@@ -17,17 +17,8 @@ from hypothesis import strategies as st
 from scipy.signal import resample_poly
 
 from audio_cases import CASE_NAMES, LEAD_S, SR, VOICED_S, make_cases, speech_like
-from ser import audio
-from ser.audio import (
-    MAX_SR,
-    MIN_SR,
-    SAMPLE_RATE,
-    TRIM_FRAME_LENGTH,
-    TRIM_HOP_LENGTH,
-    load_audio,
-    to_mono,
-    trim_silence,
-)
+from ser.audio import io as audio
+from ser.audio.io import MAX_SR, MIN_SR, SAMPLE_RATE, TRIM_FRAME_LENGTH, TRIM_HOP_LENGTH, load_audio, to_mono, trim_silence
 from ser.errors import AudioError, SerError
 
 TRIM_SLACK_S = TRIM_FRAME_LENGTH / SAMPLE_RATE  # 32 ms: centred frames reach half a frame out

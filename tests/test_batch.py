@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from tiny_model import ravdess_files, tiny_models_root
 
-from ser import batch
+from ser.serving import batch
 from ser.cli import main
 from ser.errors import DataError
 
@@ -22,7 +22,7 @@ def model_dir(ravdess_dir) -> Path:
 
 @pytest.fixture(scope="module")
 def rec(model_dir):
-    from ser.recognizer import Recognizer
+    from ser.models.base import Recognizer
 
     return Recognizer.from_pretrained(model_dir)
 
@@ -148,9 +148,9 @@ def test_predict_batch_for_the_app(folder, rec):
 def test_worker_processes_give_the_rows_of_one_process(folder, rec):
     """joblib's process pool (workers load the model by its path) matches the in-process run exactly."""
     paths = batch.expand_inputs([folder])
-    here = [r for c in batch.predict_files(paths, model=rec, n_jobs=1, chunk=2, progress=False) for r in c]
-    pool = [r for c in batch.predict_files(paths, model=rec, n_jobs=2, chunk=2, progress=False) for r in c]
+    here = [r for c in batch.predict_files(paths, model=rec, n_jobs=1, chunk=2) for r in c]
+    pool = [r for c in batch.predict_files(paths, model=rec, n_jobs=2, chunk=2) for r in c]
     assert pool == here
-    other_chunks = [r for c in batch.predict_files(paths, model=rec, n_jobs=1, chunk=5, progress=False) for r in c]
+    other_chunks = [r for c in batch.predict_files(paths, model=rec, n_jobs=1, chunk=5) for r in c]
     assert other_chunks == here  # a file's row never depends on its neighbours
     assert np.isclose(sum(v for k, v in here[0].items() if k.startswith("p_")), 1, atol=1e-4)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ser import calibration as cal
+from ser.models import calibration as cal
 
 
 def _synthetic(n: int, *, k: int = 6, sharpen: float = 3.0, seed: int = 0):
@@ -108,8 +108,9 @@ def test_mlp_recognizer_applies_its_temperature_and_saves_it(tmp_path):
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from ser.features import feature_names
-    from ser.recognizer import MLPRecognizer, Recognizer
+    from ser.features.handcrafted import feature_names
+    from ser.models.mlp import MLPRecognizer
+    from ser.models.base import Recognizer
 
     rng = np.random.default_rng(0)
     nf = len(feature_names())
@@ -146,9 +147,9 @@ def test_train_mlp_fits_a_temperature_on_training_folds_and_ships_it(tmp_path, m
         from audio_cases import speech_like
     except ImportError:  # pragma: no cover
         from tests.audio_cases import speech_like
-    from ser.corpora import Clip
-    from ser.recognizer import Recognizer
-    from ser.training import train_mlp
+    from ser.audio.corpora import Clip
+    from ser.models.base import Recognizer
+    from ser.training.mlp import train_mlp
 
     monkeypatch.setenv("SER_CACHE_DIR", str(tmp_path / "cache"))
     clips = []

@@ -13,7 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ser.corpora import Clip
+from ser.audio.corpora import Clip
+from ser.models import base
+from ser.training import cnn as cnn_training
 
 REPO = Path(__file__).resolve().parents[1]
 SR = 16_000
@@ -32,7 +34,7 @@ def voice(f0: float, seconds: float = 1.2, *, seed: int = 0) -> np.ndarray:
 @pytest.fixture(scope="module")
 def cnn():
     pytest.importorskip("keras")
-    from ser import cnn
+    from ser.models import cnn
 
     return cnn
 
@@ -45,7 +47,7 @@ def tiny_recognizer(cnn):
 
 
 def test_importing_ser_cnn_does_not_import_tensorflow():
-    code = "import sys, ser.cnn, ser.ensemble; print('tensorflow' in sys.modules, 'keras' in sys.modules)"
+    code = "import sys, ser.models.cnn, ser.models.ensemble; print('tensorflow' in sys.modules, 'keras' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["False", "False"]
@@ -72,7 +74,7 @@ def test_build_cnn_rejects_bad_arguments(cnn, shape, n, message):
 
 
 def test_tiny_cnn_learns_synthesized_clips(cnn):
-    from ser.spectrogram import logmel_windows
+    from ser.features.logmel import logmel_windows
 
     # two "emotions": low and high voices; one image set per clip, two variants (original, louder)
     images, y = [], []
@@ -82,17 +84,17 @@ def test_tiny_cnn_learns_synthesized_clips(cnn):
         images.append([w, w])
         y.append(c)
     y = np.array(y)
-    model, hist = cnn.fit_cnn(images, y, np.arange(24), np.arange(24, 32), n_classes=2,
+    model, hist = cnn_training.fit_cnn(images, y, np.arange(24), np.arange(24, 32), n_classes=2,
                               params={**TINY, "epochs": 6, "patience": 6, "learning_rate": 3e-3}, seed=0)
     assert hist["epochs"] == len(hist["loss"]) == len(hist["val_accuracy"])
     assert hist["loss"][-1] < 0.8 * hist["loss"][0], hist["loss"]
     assert 1 <= hist["best_epoch"] <= hist["epochs"] and hist["train_images_per_epoch"] == 48
-    p = cnn._clip_proba(model, images, np.arange(24, 32))  # (batch-norm statistics need more steps
+    p = cnn_training._clip_proba(model, images, np.arange(24, 32))  # (batch-norm statistics need more steps
     assert p.shape == (8, 2) and np.allclose(p.sum(axis=1), 1.0)  # than this to predict well)
 
 
 def test_save_load_round_trip_gives_identical_outputs(cnn, tiny_recognizer, tmp_path):
-    from ser.recognizer import Recognizer
+    from ser.models.base import Recognizer
 
     y = voice(200.0, 3.0)
     before = tiny_recognizer.predict_proba(y)
@@ -113,8 +115,8 @@ def test_save_load_round_trip_gives_identical_outputs(cnn, tiny_recognizer, tmp_
 
 
 def test_temperature_is_saved_and_softens_probabilities(cnn, tmp_path):
-    from ser.calibration import apply_temperature
-    from ser.recognizer import Recognizer
+    from ser.models.calibration import apply_temperature
+    from ser.models.base import Recognizer
 
     model = cnn.build_cnn((128, 128), len(LABELS), filters=(4, 8), seed=3)
     y = voice(180.0, 2.0)
@@ -131,7 +133,7 @@ def test_temperature_is_saved_and_softens_probabilities(cnn, tmp_path):
 
 def test_damaged_model_file_is_refused(cnn, tiny_recognizer, tmp_path):
     from ser.errors import ModelError
-    from ser.recognizer import Recognizer
+    from ser.models.base import Recognizer
 
     folder = tiny_recognizer.save_pretrained(tmp_path / "cnn")
     with open(folder / "model.keras", "r+b") as f:
@@ -158,9 +160,9 @@ def test_predict_applies_the_saved_preprocessing(cnn, tmp_path):
     spectrogram settings saved in config.json (a non-default floor here), not the defaults."""
     import soundfile as sf
 
-    from ser.audio import load_audio
-    from ser.recognizer import Recognizer
-    from ser.spectrogram import SpectrogramConfig, logmel_windows
+    from ser.audio.io import load_audio
+    from ser.models.base import Recognizer
+    from ser.features.logmel import SpectrogramConfig, logmel_windows
 
     spec = SpectrogramConfig(top_db=60.0)
     model = cnn.build_cnn((128, 128), len(LABELS), filters=(4, 8), seed=3)
@@ -202,7 +204,7 @@ def _clips(n_speakers: int = 6, per: int = 4) -> list[Clip]:
 def test_validation_split_holds_out_training_speakers_only(cnn):
     clips = _clips()
     train = np.array([i for i, c in enumerate(clips) if c.speaker != "c_00"])
-    fit, val = cnn.validation_split(clips, train, n_speakers=2, seed=0)
+    fit, val = cnn_training.validation_split(clips, train, n_speakers=2, seed=0)
     assert set(fit) | set(val) == set(train) and not set(fit) & set(val)
     held = {clips[i].speaker for i in val}
     assert len(held) == 2 and "c_00" not in held
@@ -210,30 +212,30 @@ def test_validation_split_holds_out_training_speakers_only(cnn):
     assert not held & {clips[i].speaker for i in fit}
     # too few speakers: a stratified clip split instead, still inside the training side
     few = np.array([i for i, c in enumerate(clips) if c.speaker in ("c_01", "c_02", "c_03")])
-    fit, val = cnn.validation_split(clips, few, n_speakers=2, seed=0, groups=[c.path for c in clips])
+    fit, val = cnn_training.validation_split(clips, few, n_speakers=2, seed=0, groups=[c.path for c in clips])
     assert len(val) and set(fit) | set(val) == set(few) and not set(fit) & set(val)
 
 
 def test_augmentation_moves_only_padding_and_stays_in_range(cnn):
-    from ser.spectrogram import logmel_image
+    from ser.features.logmel import logmel_image
 
     img = logmel_image(voice(200.0, 1.0))
     rng = np.random.default_rng(0)
-    first, last = cnn._content_span(img)
+    first, last = cnn_training._content_span(img)
     width = last - first
     for _ in range(20):
-        out = cnn._augment_image(img, rng, shift=True, masking=False)
-        f2, l2 = cnn._content_span(out)
+        out = cnn_training._augment_image(img, rng, shift=True, masking=False)
+        f2, l2 = cnn_training._content_span(out)
         assert l2 - f2 == width and 0 <= f2 and l2 <= 127
         assert np.array_equal(out[:, f2:l2 + 1], img[:, first:last + 1])
-    masked = cnn._augment_image(img, np.random.default_rng(1), shift=False, masking=True)
+    masked = cnn_training._augment_image(img, np.random.default_rng(1), shift=False, masking=True)
     assert masked.shape == img.shape and masked.min() >= -1 and masked.max() <= 1
 
 
 def test_oof_round_trip(cnn, tmp_path):
     oof = {"stratified": {"clip_ids": ["a/b/1", "a/b/2"], "proba": np.eye(2, 4), "labels": LABELS}}
-    cnn.save_oof(tmp_path / "o.npz", oof)
-    back = cnn.load_oof(tmp_path / "o.npz")
+    base.save_oof(tmp_path / "o.npz", oof)
+    back = base.load_oof(tmp_path / "o.npz")
     assert back["stratified"]["clip_ids"] == ["a/b/1", "a/b/2"] and back["stratified"]["labels"] == LABELS
     assert np.array_equal(back["stratified"]["proba"], np.eye(2, 4))
 
@@ -251,7 +253,7 @@ def test_train_cnn_end_to_end_on_a_synthetic_corpus(cnn, tmp_path, monkeypatch):
             path = tmp_path / f"s{s}_{i}.wav"
             sf.write(path, voice(130.0 if i % 2 == 0 else 800.0, 1.0 + 0.05 * i, seed=10 * s + i), SR)
             clips.append(Clip(str(path), emotion, f"syn_{s}", "female" if s % 2 else "male", "syn"))
-    rec, report = cnn.train_cnn(clips, params={**TINY, "validation_speakers": 1}, epochs=3, variants=("noise20dB",),
+    rec, report = cnn_training.train_cnn(clips, params={**TINY, "validation_speakers": 1}, epochs=3, variants=("noise20dB",),
                                 n_jobs=1)
     meta = rec.metadata
     assert set(meta["metrics"]) == {"speaker_independent", "stratified"}

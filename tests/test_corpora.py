@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from ser.corpora import EMOTIONS, Clip, canonical_emotion, load_corpus, summarize
+from ser.audio.corpora import EMOTIONS, Clip, canonical_emotion, load_corpus, summarize
 from ser.errors import DataError
 
 

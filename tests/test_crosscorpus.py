@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from ser import crosscorpus as cc
-from ser.corpora import EMOTIONS, Clip
-from ser.evaluate import run_protocol
+from ser.training import crosscorpus as cc
+from ser.audio.corpora import EMOTIONS, Clip
+from ser.training.protocols import run_protocol
 
 TESS_EMOTIONS = [e for e in EMOTIONS if e != "calm"]
 
@@ -134,13 +133,10 @@ def test_run_protocol_accepts_given_splits():
     assert res.metrics["folds"] == 1 and res.metrics["n_test"] == 14
 
 
-def test_real_corpora_shared_emotions():
-    data = Path(__file__).resolve().parents[2] / "shared" / "data"
-    if not (data / "ravdess" / "manifest.csv").is_file() or not (data / "tess" / "manifest.csv").is_file():
-        pytest.skip("RAVDESS and TESS not found beside the project")
-    from ser.corpora import load_corpus
+def test_real_corpora_shared_emotions(ravdess_dir, tess_dir):
+    from ser.audio.corpora import load_corpus
 
-    clips = load_corpus(data / "ravdess") + load_corpus(data / "tess")
+    clips = load_corpus(ravdess_dir) + load_corpus(tess_dir)
     split = cc.cross_corpus(clips, train="ravdess", test="tess")
     assert split.labels == TESS_EMOTIONS
     ((tr, te),) = split.splits

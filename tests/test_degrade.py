@@ -7,8 +7,9 @@ import shutil
 import numpy as np
 import pytest
 
-from ser import augment, degrade
-from ser.audio import trim_silence
+from ser.audio import augment
+from ser.audio import degrade
+from ser.audio.io import trim_silence
 from ser.errors import AudioError
 
 try:
@@ -54,12 +55,12 @@ def test_add_noise_uses_given_noise_looped(speech):
     assert np.corrcoef(added[: 4 * 800], np.tile(ref, 4))[0, 1] > 0.999
 
 
-def test_augment_add_noise_default_is_unchanged():
+def test_mix_noise_default_is_unchanged():
     """The cached ``noise20dB`` features depend on this exact stream."""
     y = np.linspace(-0.5, 0.5, 1000, dtype=np.float32)
     power = float(np.mean(np.square(y, dtype=np.float64)))
     expected = (y + np.random.default_rng(7).standard_normal(1000) * np.sqrt(power / 100)).astype(np.float32)
-    np.testing.assert_array_equal(augment.add_noise(y, snr_db=20.0, seed=7), expected)
+    np.testing.assert_array_equal(degrade.mix_noise(y, snr_db=20.0, seed=7), expected)
 
 
 def test_babble_is_speech_band_and_fluctuates_more_than_white_noise():
@@ -203,7 +204,7 @@ def test_map_corpus_degrades_before_trimming(tmp_path, speech):
     """Noise fills the pauses, so trimming after it keeps them; augmentations see the trimmed clip."""
     import soundfile as sf
 
-    from ser.features import map_corpus
+    from ser.features.handcrafted import map_corpus
 
     path = tmp_path / "clip.wav"
     sf.write(path, np.concatenate([np.zeros(SR, np.float32), speech, np.zeros(SR, np.float32)]), SR)

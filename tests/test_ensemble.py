@@ -7,10 +7,10 @@ import json
 import numpy as np
 import pytest
 
-from ser.corpora import Clip
+from ser.audio.corpora import Clip
 from ser.errors import ModelError
-from ser.evaluate import ProtocolResult
-from ser.recognizer import Recognizer
+from ser.training.protocols import ProtocolResult
+from ser.models.base import Recognizer
 
 SR = 16_000
 LABELS = ["neutral", "calm", "happy", "sad"]
@@ -28,7 +28,7 @@ def _result(protocol, labels, test_index, proba, y_true) -> ProtocolResult:
 
 
 def test_combine_results_aligns_rows_and_columns():
-    from ser.ensemble import combine_results
+    from ser.training.ensemble import combine_results
 
     clips = [Clip(f"/x/{i}.wav", LABELS[i % 4], f"c_{i // 4}", "male", "c") for i in range(8)]
     rng = np.random.default_rng(0)
@@ -54,10 +54,10 @@ def test_combine_results_aligns_rows_and_columns():
 def members():
     """A real (tiny) MLP and CNN: a fitted Pipeline on random features and an untrained tiny CNN."""
     pytest.importorskip("keras")
-    from ser.cnn import CNNRecognizer, build_cnn
-    from ser.features import feature_names
-    from ser.mlp import fit_pipeline
-    from ser.recognizer import MLPRecognizer
+    from ser.models.cnn import CNNRecognizer, build_cnn
+    from ser.features.handcrafted import feature_names
+    from ser.models.mlp import fit_pipeline
+    from ser.models.mlp import MLPRecognizer
 
     rng = np.random.default_rng(0)
     X = rng.standard_normal((40, len(feature_names())))
@@ -68,7 +68,7 @@ def members():
 
 
 def test_predict_proba_is_the_weighted_mean_of_members(members):
-    from ser.ensemble import EnsembleRecognizer
+    from ser.models.ensemble import EnsembleRecognizer
 
     ens = EnsembleRecognizer(members, weights={"mlp": 1.0, "cnn": 3.0})
     assert ens.weights == {"mlp": 0.25, "cnn": 0.75}
@@ -79,8 +79,8 @@ def test_predict_proba_is_the_weighted_mean_of_members(members):
 
 
 def test_member_temperature_is_undone_and_the_ensemble_applies_its_own(members):
-    from ser.calibration import apply_temperature
-    from ser.ensemble import EnsembleRecognizer
+    from ser.models.calibration import apply_temperature
+    from ser.models.ensemble import EnsembleRecognizer
 
     y = voice(180.0)
     raw = EnsembleRecognizer(members).predict_proba(y)
@@ -98,7 +98,7 @@ def test_member_temperature_is_undone_and_the_ensemble_applies_its_own(members):
 
 
 def test_bad_weights_are_refused(members):
-    from ser.ensemble import EnsembleRecognizer
+    from ser.models.ensemble import EnsembleRecognizer
 
     with pytest.raises(ModelError, match="do not match"):
         EnsembleRecognizer(members, weights={"mlp": 1.0})
@@ -111,8 +111,8 @@ def test_saved_ensemble_is_self_contained_and_served_by_ser_predict(members, tmp
 
     import soundfile as sf
 
-    import ser.recognizer as recognizer
-    from ser.ensemble import EnsembleRecognizer
+    from ser.models import registry as recognizer
+    from ser.models.ensemble import EnsembleRecognizer
 
     ens = EnsembleRecognizer(members)
     folder = ens.save_pretrained(tmp_path / "models" / "ensemble", metadata={"metrics": {}})
@@ -142,7 +142,7 @@ def test_saved_ensemble_is_self_contained_and_served_by_ser_predict(members, tmp
 
 
 def test_tampered_member_file_is_detected(members, tmp_path):
-    from ser.ensemble import EnsembleRecognizer
+    from ser.models.ensemble import EnsembleRecognizer
 
     folder = EnsembleRecognizer(members).save_pretrained(tmp_path / "ensemble")
     with open(folder / "cnn" / "model.keras", "ab") as f:
@@ -152,7 +152,7 @@ def test_tampered_member_file_is_detected(members, tmp_path):
 
 
 def test_build_ensemble_metadata_has_the_member_keys(members):
-    from ser.ensemble import build_ensemble
+    from ser.training.ensemble import build_ensemble
 
     clips = [Clip(f"/x/{i}.wav", LABELS[i % 4], f"c_{i // 4}", "male", "c") for i in range(8)]
     y = np.array([i % 4 for i in range(8)])
@@ -179,8 +179,8 @@ def test_train_all_reusing_a_saved_cnn_evaluates_on_the_same_splits(tmp_path, mo
     pytest.importorskip("keras")
     import soundfile as sf
 
-    from ser.cnn import train_cnn
-    from ser.ensemble import train_all
+    from ser.training.cnn import train_cnn
+    from ser.training.ensemble import train_all
 
     monkeypatch.setenv("SER_CACHE_DIR", str(tmp_path / "cache"))
     clips = []

@@ -5,9 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ser.corpora import Clip
-from ser.evaluate import (classification_metrics, confused_pairs, grouped_permutation_importance,
-                          protocol_splits, run_protocol, speaker_folds, stratified_split)
+from ser.audio.corpora import Clip
+from ser.training.protocols import classification_metrics, confused_pairs, grouped_permutation_importance, protocol_splits, run_protocol, speaker_folds, stratified_split
 
 LABELS = ["neutral", "calm", "happy", "sad"]
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from ser import evaluation_reports as er
+from ser import reports as er
 
 
 def _m(acc, uar, labels):

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from ser import explain as ex
+from ser.models import explain as ex
 
 GROUPS = {"a": np.array([0, 1]), "b": np.array([2, 3]), "c": np.array([4, 5])}
 MEAN = np.array([1.0, 1.0, 0.0, 0.0, 2.0, 2.0])
@@ -93,8 +93,8 @@ def test_real_mlp_recognizer_is_explained_fast(tmp_path):
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from ser.features import feature_groups, feature_names
-    from ser.recognizer import MLPRecognizer
+    from ser.features.handcrafted import feature_groups, feature_names
+    from ser.models.mlp import MLPRecognizer
 
     rng = np.random.default_rng(1)
     groups = feature_groups()
@@ -192,7 +192,7 @@ def test_occlusion_arguments_and_dispatch():
 def test_api_form_and_figures():
     import json
 
-    from ser.explain import explanation_figure, to_api
+    from ser.models.explain import explanation_figure, to_api
 
     feat = {"kind": "features", **ex.feature_attribution(SoftmaxToy(), MEAN + 1, groups=GROUPS)}
     json.dumps(to_api(feat))

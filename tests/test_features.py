@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ser.features import FeatureConfig, extract, extract_corpus, feature_groups, feature_names
+from ser.features.handcrafted import FeatureConfig, extract, extract_corpus, feature_groups, feature_names
 
 
 def _voice(seconds: float = 1.5, sr: int = 16000, f0: float = 140.0) -> np.ndarray:
@@ -52,7 +52,7 @@ def test_corpus_extraction_is_cached_and_matches_single_clip(tmp_path, monkeypat
     assert len(cached) == 8
     X2, _ = extract_corpus(paths, variants=("original", "noise20dB"), n_jobs=1, progress=False)
     assert np.array_equal(X, X2)
-    from ser.audio import load_audio
+    from ser.audio.io import load_audio
 
     assert np.allclose(X[0, 0], extract(load_audio(paths[0])), atol=1e-5)
     assert not np.allclose(X[0, 0], X[0, 1])  # the noisy copy differs

@@ -7,7 +7,6 @@ against olah serving a local git repo (``SER_OLAH_BIN``, else ``.venv-olah/bin/o
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
@@ -24,9 +23,11 @@ try:
 except ImportError:  # pragma: no cover - tests/ imported as a package
     from tests.hub_server import HubState, create_app, serve
 
-from ser import hub
-from ser.artifacts import is_unsafe, sha256_file
-from ser.mlp import TRUSTED_SKOPS_TYPES
+from ser.cli import main as cli_main
+from ser.hub import transfer as hub
+from ser.hub.artifacts import is_unsafe
+from ser.audio.io import sha256_file
+from ser.hub.artifacts import TRUSTED_SKOPS_TYPES
 from ser.errors import ModelError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -75,7 +76,7 @@ def cache(tmp_path):
 
 
 def _metrics(seed: int, protocol: str) -> dict:
-    from ser.evaluate import classification_metrics, confused_pairs
+    from ser.training.protocols import classification_metrics, confused_pairs
 
     rng = np.random.default_rng(seed)
     y_true = np.repeat(np.arange(len(LABELS)), 12)
@@ -88,9 +89,9 @@ def _metrics(seed: int, protocol: str) -> dict:
 
 def _train(seed: int):
     """A tiny fitted MLPRecognizer on synthetic feature rows (full feature width, 4 labels)."""
-    from ser.features import FeatureConfig, feature_names
-    from ser.mlp import fit_pipeline
-    from ser.recognizer import MLPRecognizer
+    from ser.features.handcrafted import FeatureConfig, feature_names
+    from ser.models.mlp import fit_pipeline
+    from ser.models.mlp import MLPRecognizer
 
     rng = np.random.default_rng(seed)
     n = len(feature_names(FeatureConfig()))
@@ -122,14 +123,14 @@ def models(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def features_rows():
-    from ser.features import feature_names
+    from ser.features.handcrafted import feature_names
 
     return np.random.default_rng(7).normal(size=(6, len(feature_names()))) + 0.7
 
 
 def _load(folder: Path):
     """The MLP in a pulled folder (pull verified it; the pickles are absent on purpose)."""
-    from ser.recognizer import MLPRecognizer
+    from ser.models.mlp import MLPRecognizer
 
     config = json.loads((folder / "config.json").read_text())
     return MLPRecognizer._read(folder, config, json.loads((folder / "metadata.json").read_text()))
@@ -164,7 +165,7 @@ def _dead_endpoint() -> str:
 def test_trusted_skops_types_are_exactly_what_the_mlp_pipeline_needs():
     import skops.io as sio
 
-    from ser.mlp import fit_pipeline
+    from ser.models.mlp import fit_pipeline
 
     X = np.random.default_rng(0).normal(size=(30, 5))
     pipe = fit_pipeline(X, np.repeat(["a", "b", "c"], 10), hidden_layer_sizes=(4,), batch_size=8)
@@ -230,7 +231,7 @@ def test_card_licence_is_the_strictest_of_the_corpora():
 # --------------------------------------------------------------------------------------------
 def test_push_pull_round_trip_gives_identical_predictions(models, endpoint, hub_server, cache, features_rows,
                                                           voiced_signal):
-    from ser.recognizer import Recognizer
+    from ser.models.base import Recognizer
 
     root, _ = models
     info = _push(root, "alice/ser-mlp", endpoint)
@@ -247,7 +248,7 @@ def test_push_pull_round_trip_gives_identical_predictions(models, endpoint, hub_
 
 
 def test_recognizer_from_pretrained_accepts_a_hub_repo_id(models, endpoint, cache, features_rows):
-    from ser.recognizer import Recognizer
+    from ser.models.base import Recognizer
 
     root, _ = models
     _push(root, "alice/ser-mlp-api", endpoint)
@@ -437,7 +438,7 @@ def test_private_repos(models, endpoint, cache):
 
 
 def test_unreachable_hub_gives_a_clear_error_and_the_bundled_model_serves(models, cache, voiced_signal):
-    from ser.recognizer import Recognizer
+    from ser.models.base import Recognizer
 
     root, _ = models
     dead = _dead_endpoint()
@@ -452,8 +453,8 @@ def test_unreachable_hub_gives_a_clear_error_and_the_bundled_model_serves(models
 
 
 def test_app_start_up_falls_back_to_the_bundled_model_when_the_hub_is_unreachable(models, monkeypatch):
-    service = pytest.importorskip("ser.service")
-    from ser.recognizer import ModelRegistry
+    service = pytest.importorskip("ser.serving.service")
+    from ser.models.registry import ModelRegistry
 
     root, _ = models
     _default_endpoint(monkeypatch, _dead_endpoint())
@@ -465,8 +466,8 @@ def test_app_start_up_falls_back_to_the_bundled_model_when_the_hub_is_unreachabl
 
 
 def test_app_start_up_serves_the_model_named_by_ser_model_repo(models, endpoint, monkeypatch):
-    service = pytest.importorskip("ser.service")
-    from ser.recognizer import ModelRegistry
+    service = pytest.importorskip("ser.serving.service")
+    from ser.models.registry import ModelRegistry
 
     root, (v1, _) = models
     _push(v1, "alice/ser-startup", endpoint)
@@ -494,23 +495,33 @@ def test_offline_mode_without_a_cached_copy(cache, monkeypatch):
         hub.pull("alice/ser-mlp", endpoint=_dead_endpoint(), cache_dir=cache)
 
 
-def test_repo_from_env():
-    assert hub.repo_from_env({}) is None
-    assert hub.repo_from_env({"SER_MODEL_REPO": "alice/ser-mlp"}) == ("alice/ser-mlp", None)
-    assert hub.repo_from_env({"SER_MODEL_REPO": "alice/ser-mlp@v1"}) == ("alice/ser-mlp", "v1")
-    assert hub.repo_from_env({"SER_MODEL_REPO": "alice/x", "SER_MODEL_REVISION": "v2"}) == ("alice/x", "v2")
-    with pytest.raises(ModelError, match="Invalid repo id"):
-        hub.repo_from_env({"SER_MODEL_REPO": "just-a-name"})
+@pytest.mark.parametrize("env, expected", [
+    ({}, None),
+    ({"SER_MODEL_REPO": "alice/ser-mlp"}, ("alice/ser-mlp", None)),
+    ({"SER_MODEL_REPO": "alice/ser-mlp@v1"}, ("alice/ser-mlp", "v1")),
+    ({"SER_MODEL_REPO": "alice/x", "SER_MODEL_REVISION": "v2"}, ("alice/x", "v2")),
+])
+def test_repo_from_env(monkeypatch, env, expected):
+    for name in ("SER_MODEL_REPO", "SER_MODEL_REVISION"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert hub.repo_from_env() == expected
+
+
+@pytest.mark.parametrize("repo", ["just-a-name", "alice/" + "x" * 300, "../../etc/passwd"])
+def test_bad_repo_ids_are_refused_with_a_short_message(monkeypatch, repo):
+    monkeypatch.setenv("SER_MODEL_REPO", repo)
+    with pytest.raises(ModelError, match="Invalid repo id") as err:
+        hub.repo_from_env()
+    assert len(str(err.value)) < 250
 
 
 # --------------------------------------------------------------------------------------------
 # CLI
 # --------------------------------------------------------------------------------------------
 def _cli(*argv: str) -> int:
-    parser = argparse.ArgumentParser(prog="train.py")
-    hub.add_cli(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    return args.handler(args)
+    return cli_main(list(argv))
 
 
 def test_cli_push_and_pull(models, endpoint, tmp_path, monkeypatch, capsys):
@@ -650,7 +661,7 @@ def olah(models, tmp_path_factory):
 
 
 def test_pull_through_olah_gives_identical_predictions(olah, models, cache, features_rows):
-    from ser.recognizer import Recognizer
+    from ser.models.base import Recognizer
 
     _, (v1, v2) = models
     for version in (v1, v2):

@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from ser.corpora import load_corpus
+from ser.audio.corpora import load_corpus
 from ser.errors import ModelError
-from ser.recognizer import MLPRecognizer, Recognizer
-from ser.training import train_mlp
+from ser.models.mlp import MLPRecognizer
+from ser.models.base import Recognizer
+from ser.training.mlp import train_mlp
 
 ACTORS = [f"ravdess_{i:02d}" for i in range(1, 9)]
 
@@ -104,7 +105,8 @@ def test_untrusted_skops_content_is_refused(small_run, tmp_path):
     bad = tmp_path / "bad"
     shutil.copytree(folder, bad)
     sio.dump(FunctionTransformer(func=np.exp), bad / "model.skops")  # a callable smuggled in
-    from ser.artifacts import _write_json, read_metadata, sha256_file
+    from ser.hub.artifacts import _write_json, read_metadata
+    from ser.audio.io import sha256_file
 
     meta = read_metadata(bad)
     meta["files"]["model.skops"] = sha256_file(bad / "model.skops")
@@ -114,7 +116,7 @@ def test_untrusted_skops_content_is_refused(small_run, tmp_path):
 
 
 def test_mlp_path_and_cli_help_never_import_tensorflow():
-    code = ("import sys, ser, ser.recognizer, ser.training, ser.mlp, ser.cli, ser.batch; "
+    code = ("import sys, ser, ser.models, ser.training.mlp, ser.serving.service, ser.cli, ser.serving.batch; "
             "ser.cli.build_parser(); print('tensorflow' in sys.modules, 'keras' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False False"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ser.normalize import speaker_standardize
+from ser.models.speaker import speaker_standardize
 
 
 def test_each_speaker_is_standardised_with_its_own_statistics():
@@ -55,9 +55,9 @@ def test_predict_speaker_batch_maps_the_batch_onto_the_training_statistics():
         from audio_cases import speech_like
     except ImportError:  # pragma: no cover
         from tests.audio_cases import speech_like
-    from ser.features import feature_names
-    from ser.normalize import predict_speaker_batch
-    from ser.recognizer import MLPRecognizer
+    from ser.features.handcrafted import feature_names
+    from ser.models.speaker import predict_speaker_batch
+    from ser.models.mlp import MLPRecognizer
 
     rng = np.random.default_rng(0)
     X = rng.normal(size=(60, len(feature_names())))

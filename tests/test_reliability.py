@@ -104,7 +104,7 @@ def corrupt(path: Path) -> None:
 @pytest.fixture(scope="module")
 def app(tmp_path_factory, ravdess_dir):
     """A public server whose models folder holds two MLP versions, the newest one damaged."""
-    from ser.recognizer import Recognizer
+    from ser.models.base import Recognizer
 
     tmp = tmp_path_factory.mktemp("rel-app")
     models = models_copy(tmp / "models", ravdess_dir)
@@ -215,7 +215,7 @@ def test_public_server_needs_the_token_for_every_admin_action(app, ravdess_dir):
 def test_training_under_load_never_fails_a_prediction_and_switches_only_after_saving(app, good_clip,
                                                                                       ravdess_dir):
     """3 clients predict while a run trains from the API; a second run is refused at once."""
-    from ser.artifacts import list_versions, verify_files
+    from ser.hub.artifacts import list_versions, verify_files
 
     root = app["models"] / "mlp"
     intact_before = {v["version"] for v in list_versions(root) if v["ok"]}
@@ -376,8 +376,8 @@ def arrays(draw):
 @given(y=arrays())
 def test_feature_code_raises_only_ser_errors(y):
     from ser.errors import AudioError
-    from ser.features import extract, feature_names
-    from ser.spectrogram import logmel_windows
+    from ser.features.handcrafted import extract, feature_names
+    from ser.features.logmel import logmel_windows
 
     with np.errstate(all="ignore"):
         finite = bool(np.isfinite(y.astype(np.float32)).all())
@@ -417,8 +417,8 @@ def _kill_when(proc: subprocess.Popen, moment, timeout: float = 180.0) -> str:
 
 
 def test_training_killed_at_random_moments_and_while_saving(tmp_path, ravdess_dir, good_clip):
-    from ser.artifacts import list_versions, resolve_artifact, verify_files
-    from ser.recognizer import Recognizer
+    from ser.hub.artifacts import list_versions, resolve_artifact, verify_files
+    from ser.models.base import Recognizer
 
     rng = random.Random(int(os.environ.get("SER_KILL_SEED", time.time_ns() % 10_000)))
     at = rng.uniform(1.0, 6.0)  # seconds after the start
@@ -459,7 +459,7 @@ def test_training_killed_at_random_moments_and_while_saving(tmp_path, ravdess_di
 # -- damaged files, in process ---------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def two_versions(tmp_path_factory, ravdess_dir) -> Path:
-    from ser.recognizer import Recognizer
+    from ser.models.base import Recognizer
 
     tmp = tmp_path_factory.mktemp("rel-two")
     rec = Recognizer.from_pretrained(models_copy(tmp / "bundled", ravdess_dir) / "mlp")
@@ -474,7 +474,7 @@ def test_each_damaged_file_is_named_and_never_served(two_versions, tmp_path, nam
     import shutil
 
     from ser.errors import ModelError
-    from ser.recognizer import ModelRegistry
+    from ser.models.registry import ModelRegistry
 
     models = tmp_path / "models"
     shutil.copytree(two_versions, models)
@@ -564,7 +564,7 @@ def test_a_server_sets_one_blas_thread_from_its_main_thread():
 def test_cached_delta_filter_gives_librosas_values_exactly():
     import librosa
 
-    from ser.features import _delta
+    from ser.features.handcrafted import _delta
 
     rng = np.random.default_rng(0)
     for frames, width in ((300, 9), (5, 5), (4, 3), (1, 3)):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ser.evaluation_reports import readme_tables
-from ser.report import END, START, STUDIES_END, STUDIES_START, results_table, update_readme
+from ser.reports import readme_tables
+from ser.reports import END, START, STUDIES_END, STUDIES_START, results_table, update_readme
 
 REPO = Path(__file__).resolve().parents[1]
 

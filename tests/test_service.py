@@ -7,9 +7,11 @@ import pytest
 import soundfile as sf
 
 from audio_cases import SR, speech_like
-from ser import service
+from ser import errors, settings
+from ser.serving import service
 from ser.errors import AudioError, DataError, ModelError
-from ser.recognizer import ModelRegistry, Recognizer
+from ser.models.registry import ModelRegistry
+from ser.models.base import Recognizer
 
 LABELS = ["neutral", "sad", "angry"]
 
@@ -19,7 +21,11 @@ class LoudnessRecognizer(Recognizer):
 
     kind = "mlp"
 
-    def predict_proba(self, y: np.ndarray) -> np.ndarray:
+    def raw_proba_batch(self, ys) -> np.ndarray:
+        return np.stack([self._one(y) for y in ys])
+
+    @staticmethod
+    def _one(y: np.ndarray) -> np.ndarray:
         rms = float(np.sqrt(np.mean(np.square(y, dtype=np.float64))))
         if rms > 0.1:
             return np.array([0.1, 0.1, 0.8])
@@ -74,19 +80,19 @@ def local(monkeypatch):
 
 
 def test_admin_actions_are_open_locally(local):
-    assert not service.is_public()
+    assert not settings.is_public()
     service.check_admin(None)
 
 
 @pytest.mark.parametrize("flag", [("SER_PUBLIC", "1"), ("SER_SHARE", "true"), ("SPACE_ID", "alice/ser")])
 def test_public_servers_need_the_admin_token(local, flag):
     local.setenv(*flag)
-    assert service.is_public()
-    with pytest.raises(service.AccessError, match="no admin token is configured"):
+    assert settings.is_public()
+    with pytest.raises(errors.AccessError, match="no admin token is configured"):
         service.check_admin("anything")
     local.setenv("SER_ADMIN_TOKEN", "s3cret")
     for wrong in (None, "", "s3cre", "s3cret!", "S3CRET"):
-        with pytest.raises(service.AccessError, match="missing or wrong") as err:
+        with pytest.raises(errors.AccessError, match="missing or wrong") as err:
             service.check_admin(wrong)
         assert "s3cret" not in str(err.value)
     service.check_admin("s3cret")
@@ -111,11 +117,11 @@ def test_wrong_admin_tokens_are_limited_per_client(local):
     clock = lambda: now[0]  # noqa: E731
     for i in range(10):
         now[0] += 1
-        with pytest.raises(service.AccessError, match="missing or wrong"):
+        with pytest.raises(errors.AccessError, match="missing or wrong"):
             service.check_admin(f"guess{i}", client="10.0.0.9", clock=clock)
     # the 11th try is refused before the token is even compared, the right token included
     for token in ("guess10", "s3cret"):
-        with pytest.raises(service.AccessError, match=r"Too many wrong admin tokens .* try again in \d+ s") as err:
+        with pytest.raises(errors.AccessError, match=r"Too many wrong admin tokens .* try again in \d+ s") as err:
             service.check_admin(token, client="10.0.0.9", clock=clock)
         assert "s3cret" not in str(err.value)
     service.check_admin("s3cret", client="10.0.0.7", clock=clock)  # another client is not affected
@@ -123,9 +129,9 @@ def test_wrong_admin_tokens_are_limited_per_client(local):
     service.check_admin("s3cret", client="10.0.0.9", clock=clock)
     local.setenv("SER_ADMIN_ATTEMPTS", "2")
     for _ in range(2):
-        with pytest.raises(service.AccessError, match="missing or wrong"):
+        with pytest.raises(errors.AccessError, match="missing or wrong"):
             service.check_admin("nope", client="10.0.0.8", clock=clock)
-    with pytest.raises(service.AccessError, match="Too many"):
+    with pytest.raises(errors.AccessError, match="Too many"):
         service.check_admin("s3cret", client="10.0.0.8", clock=clock)
 
 
@@ -154,7 +160,7 @@ def test_data_folders_must_lie_under_an_allowed_root(roots):
 
 
 def test_select_speakers_and_hidden_layers():
-    from ser.corpora import Clip
+    from ser.audio.corpora import Clip
 
     clips = [Clip(f"/d/{i}.wav", "sad", f"ravdess_{i:02d}", "male", "ravdess") for i in (1, 2, 3)]
     assert [c.speaker for c in service.select_speakers(clips, "1, 03")] == ["ravdess_01", "ravdess_03"]
@@ -163,7 +169,7 @@ def test_select_speakers_and_hidden_layers():
         service.select_speakers(clips, "07")
     assert service.parse_hidden("256 128") == (256, 128) and service.parse_hidden("") is None
     for bad in ("abc", "0", "1 2 3 4 5", "99999"):
-        with pytest.raises(service.ParameterError):
+        with pytest.raises(errors.ParameterError):
             service.parse_hidden(bad)
 
 
@@ -172,13 +178,13 @@ def test_a_second_training_run_is_refused_at_once(roots, registry):
     assert service._TRAINING.acquire(blocking=False)
     try:
         assert service.training_in_progress()
-        with pytest.raises(service.BusyError, match="already in progress"):
+        with pytest.raises(errors.BusyError, match="already in progress"):
             service.train("mlp", str(allowed / "corpus"), registry=registry)
     finally:
         service._TRAINING.release()
-    with pytest.raises(service.ParameterError, match="choose one of mlp, cnn"):
+    with pytest.raises(errors.ParameterError, match="choose one of mlp, cnn"):
         service.train("svm", str(allowed / "corpus"), registry=registry)
-    with pytest.raises(service.ParameterError, match="alpha"):
+    with pytest.raises(errors.ParameterError, match="alpha"):
         service.train("mlp", str(allowed / "corpus"), registry=registry, alpha=-1.0)
     with pytest.raises(DataError, match="No audio files|No labelled audio"):
         service.train("mlp", str(allowed / "corpus"), registry=registry)
@@ -190,5 +196,5 @@ def test_models_listing_and_switching_without_saved_models(registry):
     assert listing["versions"] == [] and listing["serving"]["mlp"] == "vtest"
     with pytest.raises(ModelError, match="No cnn model"):
         service.use_version("cnn", "", registry=registry)
-    with pytest.raises(service.ParameterError, match="Unknown model"):
+    with pytest.raises(errors.ParameterError, match="Unknown model"):
         service.use_version("svm", "", registry=registry)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -18,7 +17,7 @@ import pytest
 import scipy.signal
 
 from ser import plots
-from ser import signal_math as sm
+from ser.features import signal_math as sm
 from ser.errors import AudioError
 
 SR = 16_000
@@ -49,16 +48,12 @@ def _vowel(f0: float = 120.0, duration: float = 1.0, seed: int = 0) -> np.ndarra
 
 
 @pytest.fixture(scope="module")
-def speech() -> np.ndarray:
+def speech(ravdess_dir) -> np.ndarray:
     """One RAVDESS sentence, loaded as the app loads audio; skipped without the data."""
-    env = os.environ.get("SER_DATA_DIR")
-    root = Path(env) if env else REPO.parent / "shared" / "data" / "ravdess"
-    if (root / "ravdess").is_dir():
-        root = root / "ravdess"
-    path = root / "Actor_01" / "03-01-05-01-01-01-01.flac"  # angry, "Kids are talking by the door"
+    path = ravdess_dir / "Actor_01" / "03-01-05-01-01-01-01.flac"  # angry, "Kids are talking by the door"
     if not path.is_file():
         pytest.skip(f"RAVDESS clip not found at {path} (set SER_DATA_DIR)")
-    from ser.audio import load_audio
+    from ser.audio.io import load_audio
 
     return load_audio(path)
 
@@ -341,7 +336,7 @@ def test_real_clip_f0_agrees_with_the_pitch_feature(speech_result):
 
 
 def test_logmel_is_exactly_the_cnn_input(speech, speech_result):
-    from ser.spectrogram import logmel_image
+    from ser.features.logmel import logmel_image
 
     img = np.asarray(speech_result["logmel"]["image"])
     assert img.shape == (128, 128)
@@ -439,6 +434,6 @@ def test_silent_frame_raises_a_clear_error():
 
 
 def test_no_tensorflow_imported():
-    code = ("import sys; import ser.signal_math, ser.plots; "
+    code = ("import sys; import ser.features.signal_math, ser.plots; "
             "assert not any(m.split('.')[0] in ('tensorflow', 'keras') for m in sys.modules)")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO, timeout=120)

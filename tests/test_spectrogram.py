@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ser.spectrogram import SpectrogramConfig, logmel, logmel_image, logmel_windows
+from ser.features.logmel import SpectrogramConfig, logmel, logmel_image, logmel_windows
 
 SR = 16_000
 CFG = SpectrogramConfig()

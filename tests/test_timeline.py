@@ -13,9 +13,9 @@ import pytest
 import soundfile as sf
 from tiny_model import long_recording, ravdess_files, tiny_models_root
 
-from ser import timeline as tl
-from ser import vad
-from ser.audio import load_audio, resample
+from ser.serving import timeline as tl
+from ser.audio import vad
+from ser.audio.io import load_audio, resample, trim_silence
 from ser.errors import AudioError
 
 SR = 16_000
@@ -24,7 +24,7 @@ KEYS = {"start", "end", "emotion", "confidence", "uncertain", "probabilities"}
 
 @pytest.fixture(scope="module")
 def rec(ravdess_dir):
-    from ser.recognizer import Recognizer
+    from ser.models.base import Recognizer
 
     return Recognizer.from_pretrained(tiny_models_root(ravdess_dir) / "mlp")
 
@@ -51,7 +51,7 @@ def test_one_segment_per_sentence_with_consistent_probabilities(rec, recording):
 
 def test_batched_windows_equal_one_by_one_predictions(rec, recording):
     """The batch through the network gives each segment what predict_array gives it alone."""
-    from ser.audio import trim_silence
+    from ser.audio.io import trim_silence
 
     y, _ = recording
     segments = tl.timeline(y, rec, sr=SR, threshold=0.5)
@@ -190,33 +190,35 @@ def test_stream_reports_silence_ignores_none_and_stops_cleanly(rec, recording):
         tl.StreamState(n_smooth=0)
 
 
-def test_predict_proba_many_paths_agree(rec, recording):
-    """MLP batch (and row by row), an ensemble-shaped model and a generic one give predict_proba's values."""
-    from ser.batch import predict_proba_many
-
+def test_batches_give_each_clip_exactly_its_own_probabilities(rec, recording):
+    """The one inference path: a clip's row of predict_proba_batch is its predict_proba, whatever else
+    is in the batch (rows are never mixed by a batched matrix product)."""
     y, spans = recording
     clips = [y[int(a * SR): int(b * SR)] for a, b in spans[:3]]
     one = np.stack([rec.predict_proba(c) for c in clips])
-    assert np.allclose(predict_proba_many(rec, clips), one, atol=1e-6)
-    assert np.array_equal(predict_proba_many(rec, clips, rowwise=True), one)
+    assert np.array_equal(rec.predict_proba_batch(clips), one)
+    assert np.array_equal(rec.predict_proba_batch(clips[::-1])[::-1], one)
+    assert rec.predict_proba_batch([]).shape == (0, len(rec.labels))
 
-    class Generic:
-        kind, labels, audio = "other", rec.labels, rec.audio
 
-        def predict_proba(self, y):
-            return rec.predict_proba(y)[::-1][::-1]
+def test_an_ensemble_averages_raw_member_probabilities_and_applies_its_own_temperature(rec, recording):
+    """Members' temperatures are not applied inside an ensemble; its own is applied once, on every path."""
+    from ser.models.calibration import apply_temperature
+    from ser.models.ensemble import EnsembleRecognizer
+    from ser.models.mlp import MLPRecognizer
 
-    class Reordered(Generic):
-        labels = rec.labels[::-1]
-
-        def predict_proba(self, y):
-            return rec.predict_proba(y)[::-1]
-
-    class Ensemble:
-        kind, labels, audio = "ensemble", rec.labels, rec.audio
-        members = {"a": rec, "b": Reordered()}
-        weights = {"a": 0.25, "b": 0.75}
-
-    assert np.array_equal(predict_proba_many(Generic(), clips), one)
-    assert np.allclose(predict_proba_many(Ensemble(), clips), one, atol=1e-6)
-    assert predict_proba_many(rec, []).shape == (0, len(rec.labels))
+    y, spans = recording
+    clips = [y[int(a * SR): int(b * SR)] for a, b in spans[:3]]
+    hot = MLPRecognizer(rec.pipeline, features=rec.features, labels=rec.labels[::-1], temperature=2.5)
+    ens = EnsembleRecognizer({"a": rec, "b": hot}, weights={"a": 0.25, "b": 0.75}, temperature=0.7)
+    raw = rec.raw_proba_batch(clips)
+    expected = apply_temperature(0.25 * raw + 0.75 * hot.raw_proba_batch(clips)[:, ::-1], 0.7)
+    got = ens.predict_proba_batch(clips)
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-7)  # BLAS threads round differently
+    np.testing.assert_allclose(np.stack([ens.predict_proba(c) for c in clips]), got, rtol=0, atol=1e-12)
+    mixed_calibrated = 0.25 * rec.predict_proba_batch(clips) + 0.75 * hot.predict_proba_batch(clips)[:, ::-1]
+    assert np.abs(got - mixed_calibrated).max() > 1e-3  # the old batch path's answer, which was wrong
+    result = tl.timeline(y, ens, sr=SR, segments=spans[:3])  # segments are trimmed as clips are loaded
+    trimmed = ens.predict_proba_batch([trim_silence(c, top_db=ens.audio["top_db"]) for c in clips])
+    for seg, p in zip(result, trimmed):
+        assert [seg["probabilities"][lab] for lab in ens.labels] == pytest.approx(p, abs=1e-6)

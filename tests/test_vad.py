@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from tiny_model import long_recording, ravdess_files
 
-from ser import vad
-from ser.audio import load_audio
+from ser.audio import vad
+from ser.audio.io import load_audio
 from ser.errors import AudioError
 
 SR = 16_000

@@ -22,10 +22,11 @@ TRAIN_ACTORS = ("ravdess_01", "ravdess_02")
 
 def train_tiny_mlp(ravdess_dir: Path, root: Path):
     """Train and save a tiny MLP under ``root/mlp``; returns the loaded recognizer."""
-    from ser.corpora import EMOTIONS, load_corpus
-    from ser.features import extract_corpus
-    from ser.mlp import fit_pipeline
-    from ser.recognizer import MLPRecognizer, Recognizer
+    from ser.audio.corpora import EMOTIONS, load_corpus
+    from ser.features.handcrafted import extract_corpus
+    from ser.models.mlp import fit_pipeline
+    from ser.models.mlp import MLPRecognizer
+    from ser.models.base import Recognizer
 
     clips = [c for c in load_corpus(ravdess_dir) if c.speaker in TRAIN_ACTORS]
     clips = [c for i, c in enumerate(clips) if i % 5 == 0]  # 48 of 120, every emotion present

@@ -1,0 +1,130 @@
+"""The MLP + CNN ensemble: a weighted mean of the members' probabilities.
+
+Weights: equal (``mlp 0.5, cnn 0.5``). Nothing is chosen from data, so nothing can leak from a
+test fold; a learned weight would need out-of-fold predictions *inside* every training side
+(seven more CNN trainings per protocol), which the 2-core budget does not allow.
+
+The members' *raw* probabilities are averaged (an MLP's own temperature is undone inside the
+ensemble), because those are what the out-of-fold evaluation measured. The ensemble then has
+its own temperature (:mod:`ser.calibration`), fitted like the MLP's on out-of-fold predictions of
+its training clips (the speaker-independent ones): it moves confidences, never the arg-max, so
+the metrics are those of the raw average.
+
+Evaluation uses the members' own out-of-fold predictions from the *same* splits
+(:func:`ser.evaluate.protocol_splits` is deterministic): the ensemble's probability for a clip
+is the weighted mean of the MLP's and the CNN's probabilities for that clip, each from a model
+that never saw it (nor, speaker-independently, its speaker).
+
+The saved folder is self-contained, so it can be pushed to the Hub alone::
+
+    config.json        {"model_type": "ensemble", "weights": {"mlp": 0.5, "cnn": 0.5}, "temperature",
+                        "labels", "audio"}
+    mlp/, cnn/         the members' version folders (their own metadata and sha256), without the
+                       seed-compatible pickles / HDF5, which ser never loads
+    oof_predictions.npz  the ensemble's out-of-fold probabilities (when trained here)
+    metadata.json, README.md
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from ..errors import ModelError
+from ..hub import artifacts
+from .base import OOF_FILE, Recognizer, load_oof, save_oof
+
+__all__ = ["DEFAULT_WEIGHTS", "EnsembleRecognizer"]
+
+DEFAULT_WEIGHTS = {"mlp": 0.5, "cnn": 0.5}
+
+
+class EnsembleRecognizer(Recognizer):
+    """Weighted mean of member recognizers' probabilities, aligned by label name."""
+
+    kind = "ensemble"
+
+    def __init__(self, members: dict[str, Recognizer], *, weights: dict[str, float] | None = None,
+                 temperature: float | None = None, labels=None, audio=None, metadata=None,
+                 oof: dict | None = None):
+        if not members:
+            raise ModelError("An ensemble needs at least one member.")
+        weights = dict(DEFAULT_WEIGHTS if weights is None else weights)
+        if set(weights) != set(members):
+            raise ModelError(f"Weights {sorted(weights)} do not match members {sorted(members)}.")
+        if any(w < 0 for w in weights.values()) or sum(weights.values()) <= 0:
+            raise ModelError(f"Weights must be non-negative and not all zero, got {weights}.")
+        first = next(iter(members.values()))
+        labels = list(first.labels) if labels is None else labels
+        for name, m in members.items():
+            if sorted(m.labels) != sorted(labels):
+                raise ModelError(f"Member {name} predicts {m.labels}, the ensemble {list(labels)}.")
+            if m.audio != first.audio:
+                raise ModelError(f"Members load audio differently ({name}: {m.audio} vs {first.audio}); "
+                                 "an ensemble needs one audio setting.")
+        super().__init__(labels=labels, audio=first.audio if audio is None else audio, metadata=metadata,
+                         temperature=temperature)
+        total = float(sum(weights.values()))
+        self.weights = {k: float(v) / total for k, v in weights.items()}
+        self.members = dict(members)
+        self._columns = {name: [m.labels.index(lab) for lab in self.labels] for name, m in members.items()}
+        self.oof = oof
+
+    def raw_proba_batch(self, ys: Sequence[np.ndarray]) -> np.ndarray:
+        """The weighted mean of the members' *raw* probabilities (their own temperatures are not
+        applied: the ensemble averages what its evaluation averaged), in this ensemble's label
+        order; the ensemble's own temperature is applied once, by :meth:`predict_proba_batch`."""
+        return sum(self.weights[name] * np.asarray(m.raw_proba_batch(ys), dtype=np.float64)[:, self._columns[name]]
+                   for name, m in self.members.items())
+
+    def config(self) -> dict:
+        return {**super().config(), "weights": self.weights, "members": {k: k for k in self.members}}
+
+    def _write(self, folder: Path) -> None:
+        for name, member in self.members.items():
+            _copy_member(member, folder / name)
+        if self.oof:
+            save_oof(folder / OOF_FILE, self.oof)
+
+    @classmethod
+    def _read(cls, folder: Path, config: dict, metadata: dict) -> "EnsembleRecognizer":
+        weights = config.get("weights") or {}
+        members = {}
+        for name in weights:
+            sub = folder / config.get("members", {}).get(name, name)
+            if not sub.is_dir():
+                raise ModelError(f"Ensemble member {name} is missing: no folder {sub}.")
+            members[name] = Recognizer.from_pretrained(sub)
+        oof = None
+        if (folder / OOF_FILE).is_file():
+            oof = load_oof(folder / OOF_FILE)
+        return cls(members, weights=weights, temperature=config.get("temperature"), labels=config.get("labels"),
+                   audio=config.get("audio"), metadata=metadata, oof=oof)
+
+
+#: Not copied into an ensemble: hidden files, older versions, and the seed-compatible pickles / HDF5
+#: (ser never loads them, a member may lack them, and they would double the folder's size).
+_MEMBER_IGNORE = shutil.ignore_patterns(".*", "versions", *artifacts.UNSAFE_PATTERNS)
+
+
+def _copy_member(member: Recognizer, target: Path) -> None:
+    """Copy the version folder a member was loaded from into ``target`` (saving it first if it
+    never was). Loaded from a models root, the immutable ``versions/<its version>`` is copied, not
+    the top-level mirror, which a concurrent save may have moved on to a newer version."""
+    if member.path is not None and (Path(member.path) / "metadata.json").is_file():
+        source = Path(member.path)
+        exact = source / "versions" / str(member.metadata.get("version", ""))
+        if member.metadata.get("version") and (exact / "metadata.json").is_file():
+            source = exact
+        shutil.copytree(source, target, ignore=_MEMBER_IGNORE)
+        return
+    with tempfile.TemporaryDirectory(prefix="ser-member-") as tmp:
+        version = member.save_pretrained(Path(tmp) / member.kind)
+        shutil.copytree(version, target, ignore=_MEMBER_IGNORE)
+        member.path = None  # the temporary folder disappears
+
+

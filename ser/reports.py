@@ -1,0 +1,421 @@
+"""Tables and figures from what was measured: stored studies (``reports/*.json``) and the bundled
+models' metadata. Nothing here is typed by hand.
+
+``ser report`` rewrites two blocks of README.md: between ``<!-- results:start -->`` and
+``<!-- results:end -->`` the bundled models' metrics (their ``metadata.json``), and between
+``<!-- studies:start -->`` and ``<!-- studies:end -->`` the studies' tables (:func:`readme_tables`).
+Tests check the README matches both.
+
+The studies are run once, as scripts (``bench/crosscorpus.py``, ``bench/robustness.py``), and their
+results are committed as JSON; the README, the model cards and the app's Models tab read them here,
+so no number is typed by hand.
+
+``crosscorpus.json``  train→test accuracy / UAR next to chance, with and without speaker norm
+``robustness.json``   accuracy per degradation, standard vs robust training
+``calibration.json``  expected calibration error before/after temperature scaling, reliability rows
+``speaker_norm.json`` per-speaker normalisation in batch mode
+
+The CNN's studies have the same layout with a ``_cnn`` suffix (``bench/robustness_cnn.py``,
+``bench/crosscorpus.py --model cnn``); ``crosscorpus_bundled.json`` holds the shipped models on
+corpora they never heard (``bench/crosscorpus.py --bundled``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from . import settings
+from .audio.corpora import corpus_name
+from .plots import message_figure, reliability_figure, robustness_figure
+
+__all__ = [
+    "load_report",
+    "crosscorpus_table",
+    "robustness_table",
+    "calibration_table",
+    "speaker_norm_table",
+    "markdown_summary",
+    "robustness_chart",
+    "reliability_chart",
+    "shipped_recipe",
+    "bundled_table",
+    "card_section",
+    "STUDIES",
+    "STUDIES_NOTE",
+    "readme_tables",
+    "results_table",
+    "replace_block",
+    "update_readme",
+    "metrics_table",
+    "protocol_table",
+]
+
+#: Report file of each study, per model kind.
+STUDIES = {
+    "mlp": {"crosscorpus": "crosscorpus.json", "robustness": "robustness.json", "calibration": "calibration.json"},
+    "cnn": {"crosscorpus": "crosscorpus_cnn.json", "robustness": "robustness_cnn.json",
+            "calibration": "calibration_cnn.json"},
+}
+BUNDLED = "crosscorpus_bundled.json"
+#: What the study charts are, in the app's words.
+STUDIES_NOTE = ("Measured on RAVDESS actors the models never heard (6 folds of 4 actors), with the test audio "
+                "degraded as real audio is; *robust training* adds randomly degraded copies of the training clips. "
+                "A temperature fitted on training speakers only makes the shown confidence mean what it says: among "
+                "predictions shown at 60 %, about 60 % are right. Full tables and the commands: the README's "
+                "*Beyond acted speech* section.")
+
+
+def load_report(name: str, root: str | os.PathLike | None = None) -> dict | None:
+    """A report by file name (``"robustness.json"``), or None when it is missing or unreadable."""
+    path = Path(root or settings.reports_dir()) / name
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def _pct(x) -> str:
+    return "–" if x is None else f"{100 * x:.1f}"
+
+
+def _pair_name(key: str, test: str) -> tuple[str, str]:
+    """(train → test label, what is evaluated) of a ``crosscorpus.json`` result key."""
+    if key.startswith("within:"):
+        c = key.split(":", 1)[1]
+        return f"{corpus_name(c)} → {corpus_name(c)} (unseen speakers)", "speaker-independent folds"
+    if key.startswith("multi:"):
+        parts = key.split(":", 1)[1].split("+")
+        return f"{' + '.join(corpus_name(p) for p in parts)} → {corpus_name(test)} (unseen speakers)", "multi-corpus"
+    a, b = key.split("→")
+    if "(all emotions)" in a:
+        return f"{corpus_name(a.replace('(all emotions)', ''))} (model with all its emotions) → {corpus_name(b)}", \
+            "single-corpus model, all its emotions"
+    return f"{corpus_name(a)} → {corpus_name(b)}", "shared emotions"
+
+
+def crosscorpus_table(report: dict | None = None) -> str:
+    """Markdown: accuracy and UAR per train→test pair next to chance, raw and with speaker norm."""
+    report = report if report is not None else load_report("crosscorpus.json")
+    if not report:
+        return "_No cross-corpus report yet (run `python bench/crosscorpus.py`)._"
+    rows = ["| train → test | emotions | chance (UAR) | accuracy % | UAR % | accuracy % with speaker norm | "
+            "UAR % with speaker norm |", "|---|---|---:|---:|---:|---:|---:|"]
+    for key, runs in report["results"].items():
+        raw, norm = runs.get("raw"), runs.get("speaker_norm")
+        for test, m in (raw or norm)["by_corpus"].items():
+            label, _ = _pair_name(key, test)
+            n = m.get("labels_present") or (raw or norm)["labels"]
+            emotions = f"{len(n)}" + (" (no calm)" if "calm" not in n else "")
+            if key.startswith(("multi:",)) or "(all emotions)" in key:
+                emotions += f"; model has {len((raw or norm)['labels'])}"
+            mn = norm["by_corpus"][test] if norm else None
+            rows.append(f"| {label} | {emotions} | {_pct((raw or norm)['chance_uar'])} | {_pct(raw and m['accuracy'])} | "
+                        f"{_pct(raw and m['uar'])} | {_pct(mn and mn['accuracy'])} | {_pct(mn and mn['uar'])} |")
+    return "\n".join(rows)
+
+
+def robustness_table(report: dict | None = None, *, reports: dict[str, dict] | None = None,
+                     recipes: tuple[str, ...] = ("standard", "robust", "standard+speaker_norm",
+                                                 "robust+speaker_norm")) -> str:
+    """Markdown: accuracy per degradation for each trained model (points below clean in brackets).
+
+    ``reports`` (``{"MLP": report, "CNN": report}``) puts several studies side by side, one column
+    per study and training recipe; otherwise ``report`` (default ``robustness.json``) alone.
+    ``recipes``: the training recipes shown, when present.
+    """
+    if reports is None:
+        report = report if report is not None else load_report("robustness.json")
+        reports = {"": report} if report else {}
+    reports = {k: v for k, v in reports.items() if v}
+    if not reports:
+        return "_No robustness report yet (run `python bench/robustness.py`)._"
+    columns = [(name, rep, m) for name, rep in reports.items()
+               for m in recipes if m in rep["results"]]
+    first = columns[0][1]["results"][columns[0][2]]
+    rows = ["| test condition | " + " | ".join(f"{name + ' ' if name else ''}{m} training: accuracy % (vs clean)"
+                                              for name, _, m in columns) + " |",
+            "|---|" + "---:|" * len(columns)]
+    for c in first:
+        cells = []
+        for _, rep, m in columns:
+            r = rep["results"][m]
+            acc, clean = (r.get(c) or {}).get("accuracy"), r["clean"]["accuracy"]
+            cells.append(_pct(acc) + ("" if c == "clean" or acc is None else f" ({100 * (acc - clean):+.1f})"))
+        rows.append(f"| {c} | " + " | ".join(cells) + " |")
+    notes = []
+    for name, rep in reports.items():
+        d = rep.get("decision")
+        if d:
+            notes.append(f"{name + ': r' if name else 'R'}obust training changes clean accuracy by "
+                         f"{-d['clean_accuracy_drop_points']:+.1f} points: "
+                         f"{'kept' if d['keep_robust_training'] else 'not kept'} ({d['rule']}).")
+    return "\n".join(rows) + ("\n\n" + " ".join(notes) if notes else "")
+
+
+def calibration_table(report: dict | None = None) -> str:
+    """Markdown: ECE before/after temperature scaling on speaker-independent folds."""
+    report = report if report is not None else load_report("calibration.json")
+    if not report:
+        return "_No calibration report yet (run `python bench/robustness.py`)._"
+    rows = ["| model | test audio | temperatures (per fold) | ECE before | ECE after | mean confidence before → after | accuracy % |",
+            "|---|---|---|---:|---:|---:|---:|"]
+    for m, r in report["results"].items():
+        ts = ", ".join(f"{t:.2f}" for t in r["temperatures"])
+        for cond, c in [("clean", r["clean"])] + [(k, v) for k, v in r.get("by_condition", {}).items()
+                                                   if k in ("telephone", "white10dB", "babble10dB")]:
+            rows.append(f"| {m} | {cond} | {ts if cond == 'clean' else ''} | {c['ece_before']:.3f} | {c['ece_after']:.3f} | "
+                        f"{c['mean_confidence_before']:.2f} → {c['mean_confidence_after']:.2f} | {_pct(c['accuracy'])} |")
+    return "\n".join(rows)
+
+
+def speaker_norm_table(report: dict | None = None) -> str:
+    """Markdown: accuracy with per-speaker normalisation by batch kind."""
+    report = report if report is not None else load_report("speaker_norm.json")
+    if not report:
+        return "_No speaker-normalisation report yet (run `python bench/robustness.py`)._"
+    kinds = ["all", "20", "10", "5", "single_emotion"]
+    head = {"all": "all clips of the speaker", "20": "batches of 20", "10": "batches of 10", "5": "batches of 5",
+            "single_emotion": "one-emotion batches"}
+    rows = ["| model | no normalisation | " + " | ".join(head[k] for k in kinds) + " |",
+            "|---|---:|" + "---:|" * len(kinds)]
+    for m, r in report["models"].items():
+        cells = [_pct(r["batches"].get(k, {}).get("accuracy")) for k in kinds]
+        base = "–" if m.endswith("speaker_norm") else _pct(r.get("no_normalisation_clean"))
+        rows.append(f"| {m} | {base} | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
+def markdown_summary(root: str | os.PathLike | None = None) -> str:
+    """Every study's table with headings (for the README): the MLP's, then the CNN's and the bundled models'."""
+    def get(name):  # {} (not None) when missing, so a table never falls back to the default folder
+        return load_report(name, root) or {}
+
+    cnn = STUDIES["cnn"]
+    return "\n\n".join([
+        "#### Cross-corpus (accuracy and UAR in %, chance = 1 / number of emotions)", crosscorpus_table(get("crosscorpus.json")),
+        "#### Robustness (RAVDESS, speaker-independent)", robustness_table(get("robustness.json")),
+        "#### Calibration (expected calibration error, speaker-independent)", calibration_table(get("calibration.json")),
+        *[part for name, what in (("calibration_inner5.json", "the same with 5 inner folds for fitting T"),
+                                  ("calibration_mlp.json", "the bundled MLP's network parameters"))
+          if get(name) for part in (f"Follow-up, {what}:", calibration_table(get(name)))],
+        "#### Per-speaker normalisation (batch mode, RAVDESS, speaker-independent, accuracy %)",
+        speaker_norm_table(get("speaker_norm.json")),
+        *[part for head, table in (
+            ("#### The bundled models on corpora they never heard", bundled_table(get(BUNDLED))),
+            ("#### CNN: cross-corpus (accuracy and UAR in %)", crosscorpus_table(get(cnn["crosscorpus"]))),
+            ("#### CNN: robustness (RAVDESS, speaker-independent)", robustness_table(get(cnn["robustness"]))),
+            ("#### CNN: calibration (temperature fitted on the validation speakers of each training side)",
+             calibration_table(get(cnn["calibration"]))))
+          if not table.startswith("_No") and table for part in (head, table)],
+    ])
+
+
+def robustness_chart(report: dict | None = None, *, root: str | os.PathLike | None = None):
+    """The Models tab's plotly chart: accuracy per degradation, one bar series per model and
+    training recipe (``report`` alone: that one study; default: the MLP's and the CNN's)."""
+    studies = {"": report} if report is not None else {
+        kind.upper(): load_report(files["robustness"], root) or {} for kind, files in STUDIES.items()}
+    series, conditions, chance = {}, None, None
+    for kind, rep in studies.items():
+        if not rep:
+            continue
+        models = [m for m in ("standard", "robust") if m in rep["results"]] or list(rep["results"])
+        conditions = conditions or list(rep["results"][models[0]])
+        chance = chance or rep.get("chance_uar")
+        for m in models:
+            name = f"{kind}, {m} training" if kind else f"{m} training"
+            series[name] = [rep["results"][m].get(c, {}).get("accuracy") for c in conditions]
+    if not series:
+        return message_figure("No robustness report yet (run python bench/robustness.py).", title="Robustness")
+    what = " and ".join(k for k, v in studies.items() if v) or "model"
+    return robustness_figure(conditions, series, chance=chance,
+                             title=f"{what} accuracy under degraded audio (RAVDESS, unseen speakers)")
+
+
+def shipped_recipe(robustness: dict | None = None) -> str:
+    """``"robust"`` when the robustness study kept robust training, else ``"standard"``."""
+    robustness = robustness if robustness is not None else load_report("robustness.json")
+    decision = (robustness or {}).get("decision") or {}
+    return "robust" if decision.get("keep_robust_training") else "standard"
+
+
+def reliability_chart(report: dict | None = None, *, model: str | None = None, kind: str = "mlp",
+                      root: str | os.PathLike | None = None):
+    """Reliability diagram before/after temperature scaling (speaker-independent folds) of the
+    ``kind`` model (``"mlp"`` or ``"cnn"``) trained with recipe ``model`` (default: the recipe its
+    robustness study kept, :func:`shipped_recipe`)."""
+    files = STUDIES[kind]
+    report = report if report is not None else load_report(files["calibration"], root)
+    model = model or shipped_recipe(load_report(files["robustness"], root) or {})
+    if not report or model not in report.get("results", {}):
+        script = "robustness.py" if kind == "mlp" else "robustness_cnn.py"
+        return message_figure(f"No {kind.upper()} calibration report yet (run python bench/{script}).",
+                              title="Calibration")
+    c = report["results"][model]["clean"]
+    return reliability_figure(c["reliability_before"], c["reliability_after"], ece_before=c["ece_before"],
+                              ece_after=c["ece_after"],
+                              title=f"Reliability of the {model}-trained {kind.upper()}'s confidence "
+                                    "(RAVDESS, unseen speakers)")
+
+
+def bundled_table(report: dict | None = None, *, kind: str | None = None, version: str | None = None) -> str:
+    """Markdown: the shipped models on corpora they never heard (``crosscorpus_bundled.json``);
+    ``kind`` / ``version`` keep one model's rows (empty string when it is not in the report)."""
+    report = report if report is not None else load_report(BUNDLED)
+    if not report:
+        return "" if kind else "_No report on the bundled models yet (run `python bench/crosscorpus.py --bundled`)._"
+    versions = report.get("versions", {})
+    rows = []
+    for key, runs in report["results"].items():
+        for k, r in runs.items():
+            if (kind and k != kind) or (version and versions.get(k) != version):
+                continue
+            for test, m in r["by_corpus"].items():
+                a = key.split("(")[0]
+                rows.append(f"| {k.upper()} `{versions.get(k, '?')}` | {corpus_name(a)} → {corpus_name(test)} | "
+                            f"{len(m.get('labels_present') or r['labels'])} of its {len(r['labels'])} | "
+                            f"{_pct(r['chance_uar'])} | {_pct(m['accuracy'])} | {_pct(m['uar'])} | {m['n_test']} |")
+    if not rows:
+        return ""
+    return "\n".join(["| model | trained → tested on | emotions in the test corpus | chance (UAR) | accuracy % | "
+                      "UAR % | test clips |", "|---|---|---|---:|---:|---:|---:|", *rows])
+
+
+def card_section(metadata: dict, root: str | os.PathLike | None = None) -> str:
+    """Markdown for a model card: this exact model on unseen corpora (when the bundled-models report
+    has its version), and the studies of its training recipe (when it was trained on RAVDESS, the
+    studies' data). Empty when nothing applies, e.g. a model trained on another corpus."""
+    kind = str(metadata.get("model") or "")
+    version = metadata.get("version")
+    parts = []
+    def get(name):  # {} (not None) when missing, so a table never falls back to the default folder
+        return load_report(name, root) or {}
+
+    own = bundled_table(get(BUNDLED), kind=kind, version=version) if version else ""
+    if own:
+        parts += ["This model on corpora it never heard (every emotion it knows; those the test corpus lacks, "
+                  "e.g. calm on TESS, can only be wrong):", own]
+    corpora = (metadata.get("data") or {}).get("corpora") or {}
+    files = STUDIES.get(kind)
+    if files and "ravdess" in [str(c).lower() for c in corpora]:
+        tables = [("Cross-corpus", crosscorpus_table(get(files["crosscorpus"]))),
+                  ("Robustness to degraded audio (RAVDESS, unseen speakers)", robustness_table(get(files["robustness"]))),
+                  ("Calibration (expected calibration error, unseen speakers)",
+                   calibration_table(get(files["calibration"])))]
+        tables = [(h, t) for h, t in tables if not t.startswith("_No")]
+        if tables:
+            parts.append(f"Studies of this training recipe ({kind.upper()} with fixed default parameters, seed 0, "
+                         "no search; not this exact model), from the project's `reports/*.json`:")
+            for head, table in tables:
+                parts += [f"**{head}**", table]
+    return "\n\n".join(parts)
+
+
+def readme_tables(root: str | os.PathLike | None = None) -> str:
+    """The README's block of study tables (``python -m ser.report`` writes it; a test compares)."""
+    def get(name):
+        return load_report(name, root) or {}
+
+    mlp, cnn = STUDIES["mlp"], STUDIES["cnn"]
+    parts = [
+        ("**The bundled models on a corpus they never heard** (real prediction path, file by file):",
+         bundled_table(get(BUNDLED))),
+        ("**Cross-corpus, MLP recipe** (accuracy and UAR in %; speaker norm: per-speaker standardisation, "
+         "transductive):", crosscorpus_table(get(mlp["crosscorpus"]))),
+        ("**Cross-corpus, CNN recipe:**", crosscorpus_table(get(cnn["crosscorpus"]))),
+        ("**Robustness** (RAVDESS, 6 folds of unseen actors; test audio degraded before trimming; robust training "
+         "adds 2 randomly degraded copies of each training clip):",
+         robustness_table(reports={"MLP": get(mlp["robustness"]), "CNN": get(cnn["robustness"])},
+                          recipes=("standard", "robust"))),
+        ("**Calibration, MLP** (temperature fitted per fold on inner out-of-fold predictions of the training "
+         "actors; ECE = expected calibration error):", calibration_table(get(mlp["calibration"]))),
+        ("**Calibration, CNN** (temperature fitted per fold on the 2 validation speakers of the training side):",
+         calibration_table(get(cnn["calibration"]))),
+    ]
+    return "\n\n".join(part for head, table in parts if table and not table.startswith("_No")
+                        for part in (head, table))
+
+
+# -- the bundled models' results ---------------------------------------------------------------
+START, END = "<!-- results:start -->", "<!-- results:end -->"
+STUDIES_START, STUDIES_END = "<!-- studies:start -->", "<!-- studies:end -->"
+PROTOCOL_NAMES = {"speaker_independent": "speaker-independent (6 folds by actor)",
+                  "stratified": "stratified 75/25 clip split"}
+
+
+
+
+#: Columns of every metrics table: metadata key and heading.
+METRIC_COLUMNS = (("accuracy", "accuracy"), ("uar", "UAR"), ("macro_f1", "macro F1"), ("n_test", "test clips"))
+
+
+def metrics_table(rows: Sequence[tuple[Sequence[str], Mapping]], *, lead: Sequence[str] = ("protocol",),
+                  percent: bool = False) -> str:
+    """The one metrics table (Markdown) of the README, the CLI, the app and the cards.
+
+    Parameters
+    ----------
+    rows : sequence of (leading cells, metrics)
+        ``metrics`` as stored in ``metadata.json`` (``accuracy``, ``uar``, ``macro_f1``, ``n_test``).
+    lead : headings of the leading cells
+    percent : show rates as percentages with one decimal (else as fractions with three)
+    """
+    heads = [*lead, *(f"{h} %" if percent and k != "n_test" else h for k, h in METRIC_COLUMNS)]
+    out = ["| " + " | ".join(heads) + " |", "|" + "---|" * len(lead) + "---:|" * len(METRIC_COLUMNS)]
+    for cells, m in rows:
+        values = [str(m.get(k, "")) if k == "n_test" else (_pct(m.get(k)) if percent else _fraction(m.get(k)))
+                  for k, _ in METRIC_COLUMNS]
+        out.append("| " + " | ".join([*cells, *values]) + " |")
+    return "\n".join(out)
+
+
+def _fraction(x) -> str:
+    return "–" if x is None else f"{x:.3f}"
+
+
+def protocol_table(metadata: Mapping) -> str:
+    """:func:`metrics_table` of one run's protocols (``metadata["metrics"]``)."""
+    return metrics_table([([PROTOCOL_NAMES.get(p, p)], m) for p, m in metadata.get("metrics", {}).items()])
+
+
+def results_table(models: str | Path) -> str:
+    """Markdown: one row per bundled model and protocol, from ``models/<kind>/metadata.json``."""
+    rows, data = [], {}
+    for kind in ("mlp", "cnn", "ensemble"):
+        path = Path(models) / kind / "metadata.json"
+        if not path.is_file():
+            continue
+        meta = json.loads(path.read_text(encoding="utf-8"))
+        data = data or meta.get("data", {})
+        rows += [([kind, str(meta.get("version", "")), PROTOCOL_NAMES.get(p, p)], m)
+                 for p, m in meta.get("metrics", {}).items()]
+    if not rows:
+        return "_No bundled model yet._"
+    note = (f"\nTrained and evaluated on {data.get('clips', '?')} clips of {data.get('speakers', '?')} speakers "
+            f"({', '.join(data.get('corpora', {}))}); chance is 12.5 % for 8 emotions.") if data else ""
+    return metrics_table(rows, lead=("model", "version", "protocol"), percent=True) + note
+
+
+def replace_block(text: str, start: str, end: str, content: str) -> str:
+    """``text`` with everything between the markers ``start`` and ``end`` replaced by ``content``."""
+    if start not in text or end not in text:
+        raise ValueError(f"No {start} ... {end} block.")
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    return f"{head}{start}\n{content}\n{end}{tail}"
+
+
+def update_readme(readme: str | Path, models: str | Path, reports: str | Path | None = None) -> bool:
+    """Replace the results block (and the studies block, when the README has one); return whether
+    the file changed."""
+    readme = Path(readme)
+    text = readme.read_text(encoding="utf-8")
+    new = replace_block(text, START, END, results_table(models))
+    if STUDIES_START in new:
+        new = replace_block(new, STUDIES_START, STUDIES_END, readme_tables(reports))
+    if new != text:
+        readme.write_text(new, encoding="utf-8")
+    return new != text

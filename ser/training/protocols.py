@@ -1,0 +1,238 @@
+"""Evaluation protocols, metrics, feature importance and error analysis.
+
+Two protocols, always reported together:
+
+``speaker_independent``
+    Folds by speaker: RAVDESS in 6 folds of 4 actors each (1-4, 5-8, ..., 21-24, as the EmoBox
+    benchmark does); other corpora in up to 6 folds of consecutive speakers. Every clip is tested
+    exactly once, by a model that never heard its speaker.
+``stratified``
+    The seed's split: 75 % / 25 % of clips, stratified by emotion, seeded. Identical recordings
+    (same content hash) stay on one side; augmented copies follow their clip.
+
+Models plug in through ``fit_predict(train_idx, test_idx) -> proba``: the protocol owns the split,
+the model owns its data and augmentation, which it may apply to ``train_idx`` only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import numpy as np
+
+from ..audio.corpora import Clip
+
+__all__ = [
+    "PROTOCOLS",
+    "ProtocolResult",
+    "speaker_folds",
+    "stratified_split",
+    "protocol_splits",
+    "run_protocol",
+    "classification_metrics",
+    "confused_pairs",
+    "grouped_permutation_importance",
+]
+
+PROTOCOLS = ("speaker_independent", "stratified")
+FitPredict = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+def speaker_folds(clips: Sequence[Clip], *, n_folds: int = 6) -> list[np.ndarray]:
+    """Test indices of each speaker-independent fold.
+
+    Speakers are sorted (``ravdess_01`` ... ``ravdess_24``) and cut into ``n_folds`` runs of
+    consecutive speakers, so RAVDESS gives actors 1-4, 5-8, ..., 21-24.
+    """
+    speakers = sorted({c.speaker for c in clips})
+    if len(speakers) < 2:
+        raise ValueError(f"Speaker-independent evaluation needs at least 2 speakers, got {speakers}.")
+    chunks = np.array_split(np.array(speakers), min(n_folds, len(speakers)))
+    spk = np.array([c.speaker for c in clips])
+    return [np.flatnonzero(np.isin(spk, chunk)) for chunk in chunks]
+
+
+def stratified_split(
+    clips: Sequence[Clip], *, test_size: float = 0.25, seed: int = 42, groups: Sequence[str] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The seed's stratified clip split: ``(train_idx, test_idx)``.
+
+    ``groups`` (content hashes) keeps identical recordings together: the split is the first fold
+    of ``StratifiedGroupKFold(n_splits=round(1 / test_size), shuffle=True, random_state=seed)``.
+    """
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    y = np.array([c.emotion for c in clips])
+    g = np.asarray(groups if groups is not None else [c.clip_id for c in clips])
+    splitter = StratifiedGroupKFold(n_splits=int(round(1 / test_size)), shuffle=True, random_state=seed)
+    train, test = next(splitter.split(np.zeros(len(y)), y, g))
+    return np.sort(train), np.sort(test)
+
+
+def protocol_splits(
+    clips: Sequence[Clip], protocol: str, *, groups: Sequence[str] | None = None, seed: int = 42
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``(train_idx, test_idx)`` pairs of a protocol."""
+    if protocol == "speaker_independent":
+        everything = np.arange(len(clips))
+        return [(np.setdiff1d(everything, test), test) for test in speaker_folds(clips)]
+    if protocol == "stratified":
+        return [stratified_split(clips, seed=seed, groups=groups)]
+    raise ValueError(f"Unknown protocol {protocol!r}; expected one of {PROTOCOLS}.")
+
+
+def describe(protocol: str, clips: Sequence[Clip]) -> str:
+    """The protocol in words, as stored in metadata and model cards."""
+    if protocol == "speaker_independent":
+        folds = speaker_folds(clips)
+        return (f"speaker-independent: {len(folds)} folds by speaker "
+                f"({len({c.speaker for c in clips})} speakers, consecutive groups, e.g. RAVDESS actors "
+                "1-4, 5-8, ..., 21-24); every clip tested once by a model that never heard its speaker; "
+                "augmentation on training folds only")
+    return ("stratified 75/25 clip split (seed 42), stratified by emotion; identical recordings kept on "
+            "one side; augmented copies stay with their clip; speakers appear on both sides")
+
+
+@dataclass
+class ProtocolResult:
+    """Out-of-fold predictions of one protocol and their metrics."""
+
+    protocol: str
+    labels: list[str]
+    test_index: np.ndarray  # clip indices that were tested, in order
+    proba: np.ndarray  # [len(test_index), len(labels)]
+    y_true: np.ndarray  # label indices
+    metrics: dict = field(default_factory=dict)
+
+    @property
+    def y_pred(self) -> np.ndarray:
+        return self.proba.argmax(axis=1)
+
+
+def run_protocol(
+    fit_predict: FitPredict,
+    clips: Sequence[Clip],
+    *,
+    protocol: str,
+    labels: Sequence[str],
+    groups: Sequence[str] | None = None,
+    seed: int = 42,
+    on_fold: Callable[[int, int], None] | None = None,
+    splits: Sequence[tuple[np.ndarray, np.ndarray]] | None = None,
+    description: str | None = None,
+) -> ProtocolResult:
+    """Train and test a model under a protocol; metrics of the pooled out-of-fold predictions.
+
+    Parameters
+    ----------
+    fit_predict : callable
+        ``fit_predict(train_idx, test_idx)`` trains on clips ``train_idx`` (and any augmented copies
+        of them) and returns probabilities ``[len(test_idx), len(labels)]`` for clips ``test_idx``.
+    on_fold : callable, optional
+        Called as ``on_fold(done, total)`` after each fold (progress bars).
+    splits : sequence of (train_idx, test_idx), optional
+        Use these splits instead of :func:`protocol_splits` (e.g. the cross-corpus and
+        multi-corpus protocols of :mod:`ser.crosscorpus`); ``protocol`` then only names them and
+        ``description`` says in words what they are.
+    """
+    labels = list(labels)
+    index = {lab: i for i, lab in enumerate(labels)}
+    y = np.array([index[c.emotion] for c in clips])
+    if splits is None:
+        splits = protocol_splits(clips, protocol, groups=groups, seed=seed)
+    tested, probas = [], []
+    for k, (train, test) in enumerate(splits):
+        p = np.asarray(fit_predict(train, test), dtype=np.float64)
+        if p.shape != (len(test), len(labels)):
+            raise ValueError(f"fit_predict returned shape {p.shape}, expected {(len(test), len(labels))}.")
+        tested.append(test)
+        probas.append(p)
+        if on_fold:
+            on_fold(k + 1, len(splits))
+    test_index = np.concatenate(tested)
+    proba = np.concatenate(probas)
+    result = ProtocolResult(protocol, labels, test_index, proba, y[test_index])
+    result.metrics = classification_metrics(result.y_true, result.y_pred, labels)
+    result.metrics["protocol"] = description or describe(protocol, clips)
+    result.metrics["folds"] = len(splits)
+    return result
+
+
+def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, labels: Sequence[str]) -> dict:
+    """Accuracy, macro precision/recall/F1, UAR, confusion matrix and per-class report.
+
+    ``uar`` (unweighted average recall) equals macro recall; both are kept under their usual names.
+    ``confusion[i][j]`` counts clips of ``labels[i]`` predicted as ``labels[j]``.
+    """
+    from sklearn.metrics import accuracy_score, classification_report, confusion_matrix
+    from sklearn.metrics import precision_recall_fscore_support
+
+    ids = list(range(len(labels)))
+    p, r, f, _ = precision_recall_fscore_support(y_true, y_pred, labels=ids, average="macro", zero_division=0)
+    report = classification_report(y_true, y_pred, labels=ids, target_names=list(labels),
+                                   output_dict=True, zero_division=0)
+    return {
+        "accuracy": float(accuracy_score(y_true, y_pred)),
+        "macro_precision": float(p),
+        "macro_recall": float(r),
+        "macro_f1": float(f),
+        "uar": float(r),
+        "n_test": int(len(y_true)),
+        "labels": list(labels),
+        "confusion": confusion_matrix(y_true, y_pred, labels=ids).tolist(),
+        "report": {k: {m: float(v) for m, v in d.items()} if isinstance(d, dict) else float(d)
+                   for k, d in report.items()},
+    }
+
+
+def confused_pairs(
+    y_true: np.ndarray, y_pred: np.ndarray, labels: Sequence[str], clip_ids: Sequence[str],
+    *, top: int = 5, examples: int = 3,
+) -> list[dict]:
+    """The most confused pairs of emotions (both directions pooled), with example clip ids.
+
+    Returns a list of ``{"pair": [a, b], "count": n, "a_as_b": n1, "b_as_a": n2, "examples": [...]}``,
+    most confused first.
+    """
+    pairs: dict[tuple[int, int], list[int]] = {}
+    for i, (t, p) in enumerate(zip(y_true, y_pred)):
+        if t != p:
+            pairs.setdefault((min(t, p), max(t, p)), []).append(i)
+    out = []
+    for (a, b), rows in sorted(pairs.items(), key=lambda kv: -len(kv[1]))[:top]:
+        out.append({
+            "pair": [labels[a], labels[b]],
+            "count": len(rows),
+            "a_as_b": int(sum(1 for i in rows if y_true[i] == a)),
+            "b_as_a": int(sum(1 for i in rows if y_true[i] == b)),
+            "examples": [clip_ids[i] for i in rows[:examples]],
+        })
+    return out
+
+
+def grouped_permutation_importance(
+    predict_proba: Callable[[np.ndarray], np.ndarray],
+    X: np.ndarray,
+    y: np.ndarray,
+    groups: dict[str, np.ndarray],
+    *,
+    n_repeats: int = 3,
+    seed: int = 0,
+) -> dict[str, float]:
+    """Accuracy drop when the columns of one feature family are shuffled together.
+
+    Rows are permuted jointly within a family, so correlated columns (the 40 MFCC means) cannot
+    stand in for each other. Computed on held-out data only.
+    """
+    rng = np.random.default_rng(seed)
+    base = float(np.mean(predict_proba(X).argmax(axis=1) == y))
+    out = {}
+    for name, cols in groups.items():
+        drops = []
+        for _ in range(n_repeats):
+            Xp = X.copy()
+            Xp[:, cols] = X[rng.permutation(len(X))][:, cols]
+            drops.append(base - float(np.mean(predict_proba(Xp).argmax(axis=1) == y)))
+        out[name] = float(np.mean(drops))
+    return dict(sorted(out.items(), key=lambda kv: -kv[1]))
