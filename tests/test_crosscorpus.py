@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from ser.training import crosscorpus as cc
+from ser.training.protocols import EMOBOX_RAVDESS_FOLDS
 from ser.audio.corpora import EMOTIONS, Clip
 from ser.training.protocols import run_protocol
 
@@ -78,7 +79,7 @@ def test_multi_corpus_folds_are_speaker_independent_and_cover_every_clip_once():
         spk_tr = {split.clips[i].speaker for i in tr}
         spk_te = {split.clips[i].speaker for i in te}
         assert not spk_tr & spk_te
-        assert {s for s in spk_te if s.startswith("ravdess")} == {f"ravdess_{a:02d}" for a in range(4 * k + 1, 4 * k + 5)}
+        assert {s for s in spk_te if s.startswith("ravdess")} == {f"ravdess_{a:02d}" for a in EMOBOX_RAVDESS_FOLDS[k]}
         assert {s for s in spk_te if s.startswith("tess")} == ({"tess_OAF"} if k == 0 else {"tess_YAF"} if k == 1 else set())
         assert {split.clips[i].corpus for i in tr} == {"ravdess", "tess"}  # both corpora always train
 

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from ser.audio.corpora import Clip
-from ser.training.protocols import classification_metrics, confused_pairs, grouped_permutation_importance, protocol_splits, run_protocol, speaker_folds, stratified_split
+from ser.training.protocols import (classification_metrics, confused_pairs, describe, grouped_permutation_importance,
+                                   protocol_splits, run_protocol, speaker_folds, stratified_split)
 
 LABELS = ["neutral", "calm", "happy", "sad"]
 
@@ -16,14 +17,29 @@ def _clips(n_speakers: int = 24, per: int = 8) -> list[Clip]:
             for s in range(1, n_speakers + 1) for i in range(per)]
 
 
-def test_ravdess_folds_are_actor_groups_of_four():
+def test_ravdess_folds_are_emoboxs():
     clips = _clips()
     folds = speaker_folds(clips)
-    assert len(folds) == 6
+    actors = [sorted({int(clips[i].speaker[-2:]) for i in f}) for f in folds]
+    assert actors == [[1, 11, 20, 21], [4, 10, 12, 14], [8, 9, 19, 23], [3, 5, 7, 24], [2, 15, 16, 18],
+                      [6, 13, 17, 22]]  # github.com/emo-box/EmoBox data/ravdess/fold_1 ... fold_6
+    assert sorted(np.concatenate(folds)) == list(range(len(clips)))  # each clip tested exactly once
+    assert "EmoBox's RAVDESS folds" in describe("speaker_independent", clips)
+    assert "{ravdess_01, ravdess_11, ravdess_20, ravdess_21}" in describe("speaker_independent", clips)
+
+
+def test_consecutive_folds_remain_an_option_and_other_corpora_use_them():
+    clips = _clips()
+    folds = speaker_folds(clips, folds="consecutive")
     actors = [sorted({int(clips[i].speaker[-2:]) for i in f}) for f in folds]
     assert actors == [[1, 2, 3, 4], [5, 6, 7, 8], [9, 10, 11, 12], [13, 14, 15, 16], [17, 18, 19, 20],
                       [21, 22, 23, 24]]
-    assert sorted(np.concatenate(folds)) == list(range(len(clips)))  # each clip tested exactly once
+    other = [Clip(f"/x/{s}_{i}.wav", "happy" if i % 2 else "sad", f"corpus_{s}", "f", "corpus")
+             for s in "abcdef" for i in range(2)]
+    assert [sorted({other[i].speaker for i in f}) for f in speaker_folds(other, n_folds=3)] == [
+        ["corpus_a", "corpus_b"], ["corpus_c", "corpus_d"], ["corpus_e", "corpus_f"]]
+    with pytest.raises(ValueError, match="Unknown fold scheme"):
+        speaker_folds(clips, folds="random")
 
 
 def test_speaker_independent_splits_never_share_a_speaker():

@@ -3,9 +3,11 @@
 Two protocols, always reported together:
 
 ``speaker_independent``
-    Folds by speaker: RAVDESS in 6 folds of 4 actors each (1-4, 5-8, ..., 21-24, as the EmoBox
-    benchmark does); other corpora in up to 6 folds of consecutive speakers. Every clip is tested
-    exactly once, by a model that never heard its speaker.
+    Folds by speaker. RAVDESS uses EmoBox's six folds (:data:`EMOBOX_RAVDESS_FOLDS`, test actors
+    {1,11,20,21}, {4,10,12,14}, {8,9,19,23}, {3,5,7,24}, {2,15,16,18}, {6,13,17,22}), so figures
+    stand beside the published ones; other corpora use up to 6 folds of consecutive speakers
+    (``folds="consecutive"`` gives RAVDESS 1-4, 5-8, ... too). Every clip is tested exactly once, by
+    a model that never heard its speaker.
 ``stratified``
     The seed's split: 75 % / 25 % of clips, stratified by emotion, seeded. Identical recordings
     (same content hash) stay on one side; augmented copies follow their clip.
@@ -21,10 +23,16 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from sklearn.metrics import (accuracy_score, classification_report, confusion_matrix,
+                             precision_recall_fscore_support)
+from sklearn.model_selection import StratifiedGroupKFold
+
 from ..audio.corpora import Clip
 
 __all__ = [
     "PROTOCOLS",
+    "EMOBOX_RAVDESS_FOLDS",
+    "FOLD_SCHEMES",
     "ProtocolResult",
     "speaker_folds",
     "stratified_split",
@@ -39,18 +47,44 @@ PROTOCOLS = ("speaker_independent", "stratified")
 FitPredict = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
-def speaker_folds(clips: Sequence[Clip], *, n_folds: int = 6) -> list[np.ndarray]:
+#: EmoBox's RAVDESS folds (github.com/emo-box/EmoBox, ``data/ravdess/fold_1`` ... ``fold_6``): the
+#: actors each fold tests; the model trains on the other 20.
+EMOBOX_RAVDESS_FOLDS: tuple[tuple[int, ...], ...] = (
+    (1, 11, 20, 21), (4, 10, 12, 14), (8, 9, 19, 23), (3, 5, 7, 24), (2, 15, 16, 18), (6, 13, 17, 22),
+)
+#: ``"emobox"``: EmoBox's folds for RAVDESS, consecutive speakers elsewhere; ``"consecutive"``:
+#: consecutive speakers everywhere (RAVDESS 1-4, 5-8, ..., the split this project used before).
+FOLD_SCHEMES = ("emobox", "consecutive")
+
+
+def _is_ravdess(speakers: Sequence[str]) -> bool:
+    return all(s.startswith("ravdess_") and s[len("ravdess_"):].isdigit() for s in speakers)
+
+
+def speaker_folds(clips: Sequence[Clip], *, n_folds: int = 6, folds: str = "emobox") -> list[np.ndarray]:
     """Test indices of each speaker-independent fold.
 
-    Speakers are sorted (``ravdess_01`` ... ``ravdess_24``) and cut into ``n_folds`` runs of
-    consecutive speakers, so RAVDESS gives actors 1-4, 5-8, ..., 21-24.
+    RAVDESS clips (speakers ``ravdess_01`` ... ``ravdess_24``) with ``folds="emobox"`` get
+    :data:`EMOBOX_RAVDESS_FOLDS`, limited to the actors present (a fold with none is dropped).
+    Otherwise speakers are sorted and cut into ``n_folds`` runs of consecutive speakers.
     """
+    if folds not in FOLD_SCHEMES:
+        raise ValueError(f"Unknown fold scheme {folds!r}; expected one of {FOLD_SCHEMES}.")
     speakers = sorted({c.speaker for c in clips})
     if len(speakers) < 2:
         raise ValueError(f"Speaker-independent evaluation needs at least 2 speakers, got {speakers}.")
-    chunks = np.array_split(np.array(speakers), min(n_folds, len(speakers)))
     spk = np.array([c.speaker for c in clips])
+    if folds == "emobox" and n_folds == len(EMOBOX_RAVDESS_FOLDS) and _is_ravdess(speakers):
+        groups = [[f"ravdess_{a:02d}" for a in fold] for fold in EMOBOX_RAVDESS_FOLDS]
+        out = [np.flatnonzero(np.isin(spk, g)) for g in groups]
+        return [idx for idx in out if len(idx)]
+    chunks = np.array_split(np.array(speakers), min(n_folds, len(speakers)))
     return [np.flatnonzero(np.isin(spk, chunk)) for chunk in chunks]
+
+
+def fold_speakers(clips: Sequence[Clip], *, folds: str = "emobox") -> list[list[str]]:
+    """The speakers each speaker-independent fold tests (for metadata and cards)."""
+    return [sorted({clips[i].speaker for i in idx}) for idx in speaker_folds(clips, folds=folds)]
 
 
 def stratified_split(
@@ -61,8 +95,6 @@ def stratified_split(
     ``groups`` (content hashes) keeps identical recordings together: the split is the first fold
     of ``StratifiedGroupKFold(n_splits=round(1 / test_size), shuffle=True, random_state=seed)``.
     """
-    from sklearn.model_selection import StratifiedGroupKFold
-
     y = np.array([c.emotion for c in clips])
     g = np.asarray(groups if groups is not None else [c.clip_id for c in clips])
     splitter = StratifiedGroupKFold(n_splits=int(round(1 / test_size)), shuffle=True, random_state=seed)
@@ -85,11 +117,14 @@ def protocol_splits(
 def describe(protocol: str, clips: Sequence[Clip]) -> str:
     """The protocol in words, as stored in metadata and model cards."""
     if protocol == "speaker_independent":
-        folds = speaker_folds(clips)
-        return (f"speaker-independent: {len(folds)} folds by speaker "
-                f"({len({c.speaker for c in clips})} speakers, consecutive groups, e.g. RAVDESS actors "
-                "1-4, 5-8, ..., 21-24); every clip tested once by a model that never heard its speaker; "
-                "augmentation on training folds only")
+        groups = fold_speakers(clips)
+        speakers = sorted({c.speaker for c in clips})
+        how = ("EmoBox's RAVDESS folds" if _is_ravdess(speakers) and len(speakers) == 24
+               else "folds of consecutive speakers")
+        tested = "; ".join("{" + ", ".join(g) + "}" for g in groups)
+        return (f"speaker-independent: {len(groups)} folds by speaker ({len(speakers)} speakers, {how}; test "
+                f"speakers per fold: {tested}); every clip tested once by a model that never heard its "
+                "speaker; augmentation on training folds only")
     return ("stratified 75/25 clip split (seed 42), stratified by emotion; identical recordings kept on "
             "one side; augmented copies stay with their clip; speakers appear on both sides")
 
@@ -139,6 +174,7 @@ def run_protocol(
     labels = list(labels)
     index = {lab: i for i, lab in enumerate(labels)}
     y = np.array([index[c.emotion] for c in clips])
+    splits_given = splits
     if splits is None:
         splits = protocol_splits(clips, protocol, groups=groups, seed=seed)
     tested, probas = [], []
@@ -156,6 +192,8 @@ def run_protocol(
     result.metrics = classification_metrics(result.y_true, result.y_pred, labels)
     result.metrics["protocol"] = description or describe(protocol, clips)
     result.metrics["folds"] = len(splits)
+    if protocol == "speaker_independent" and splits_given is None:
+        result.metrics["fold_speakers"] = fold_speakers(clips)
     return result
 
 
@@ -165,9 +203,6 @@ def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, labels: Seque
     ``uar`` (unweighted average recall) equals macro recall; both are kept under their usual names.
     ``confusion[i][j]`` counts clips of ``labels[i]`` predicted as ``labels[j]``.
     """
-    from sklearn.metrics import accuracy_score, classification_report, confusion_matrix
-    from sklearn.metrics import precision_recall_fscore_support
-
     ids = list(range(len(labels)))
     p, r, f, _ = precision_recall_fscore_support(y_true, y_pred, labels=ids, average="macro", zero_division=0)
     report = classification_report(y_true, y_pred, labels=ids, target_names=list(labels),
