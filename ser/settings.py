@@ -17,6 +17,7 @@ variable                    meaning                                             
 ``SER_MAX_BYTES``           largest file accepted                                           100 MiB
 ``SER_MAX_TIMELINE_S``      longest recording a timeline accepts, seconds                   7200
 ``SER_MAX_TIMELINE_BYTES``  largest file a timeline accepts                                 512 MiB
+``SER_MAX_DECODED_MB``      largest decoded input (channels x rate x duration, float32), MiB 512
 ``SER_PUBLIC``              ``1``: the server is public (also ``SER_SHARE=1`` or a Space)   off
 ``SER_SHARE``               ``1``: ask Gradio for a public link                             off
 ``SER_ADMIN_TOKEN``         unlocks training, model switching and Hub actions when public   none
@@ -56,6 +57,7 @@ __all__ = [
     "inference_concurrency",
     "is_public",
     "max_bytes",
+    "max_decoded_bytes",
     "max_duration_s",
     "max_timeline_bytes",
     "max_timeline_s",
@@ -80,6 +82,8 @@ DEFAULT_MAX_DURATION_S = 10 * 60.0
 DEFAULT_MAX_BYTES = 100 * 2**20
 DEFAULT_MAX_TIMELINE_S = 2 * 3600.0
 DEFAULT_MAX_TIMELINE_BYTES = 512 * 2**20
+#: 2 h of 16 kHz mono is 439 MiB as float32 (the longest timeline); 10 min of 48 kHz stereo 220 MiB.
+DEFAULT_MAX_DECODED_MB = 512
 
 N = TypeVar("N", int, float)
 
@@ -204,6 +208,13 @@ def max_timeline_s() -> float:
 def max_timeline_bytes() -> int:
     """Largest file a timeline accepts (``SER_MAX_TIMELINE_BYTES``)."""
     return _positive("SER_MAX_TIMELINE_BYTES", DEFAULT_MAX_TIMELINE_BYTES, int, "a whole number of bytes")
+
+
+def max_decoded_bytes() -> int:
+    """Largest decoded input, in bytes (``SER_MAX_DECODED_MB``, MiB): channels × sample rate × duration
+    as float32, read from the header before decoding. A small compressed file can hold hours of many
+    channels at a high rate; this bounds the work and memory one request may ask for."""
+    return int(_positive("SER_MAX_DECODED_MB", float(DEFAULT_MAX_DECODED_MB), float, "a number of MiB") * 2**20)
 
 
 # -- serving -----------------------------------------------------------------------------------

@@ -536,3 +536,137 @@ def test_damaged_files_load_or_raise_audio_error(cases, name, keep, flips):
         assert str(e) and "Traceback" not in str(e)
         return
     _check_loaded(y)
+
+
+# --- decoded size: a small file may hold hours of many channels -----------------------------
+
+
+def _zeros_flac(path: Path, *, rate: int, channels: int, seconds: float) -> Path:
+    with sf.SoundFile(path, "w", rate, channels, subtype="PCM_16", format="FLAC") as out:
+        block = np.zeros((rate * 10, channels), np.int16)
+        for _ in range(int(seconds // 10)):
+            out.write(block)
+    return path
+
+
+def test_default_budget_admits_long_timelines_and_long_stereo_clips(monkeypatch):
+    from ser import settings as ser_settings
+
+    monkeypatch.delenv("SER_MAX_DECODED_MB", raising=False)
+    budget = ser_settings.max_decoded_bytes()
+    assert 2 * 3600 * 16_000 * 1 * 4 <= budget  # /timeline: 2 h of 16 kHz mono
+    assert 10 * 60 * 48_000 * 2 * 4 <= budget  # /predict: 10 min of 48 kHz stereo
+    assert 590 * 192_000 * 8 * 4 > budget  # the issue's 8-channel 192 kHz FLAC
+
+
+def _claim_frames(flac: Path, frames: int) -> Path:
+    """Rewrite the total-samples field of a FLAC's STREAMINFO (36 bits at byte 21): the header of a
+    longer file of the same kind, in milliseconds instead of seconds of encoding."""
+    data = bytearray(flac.read_bytes())
+    assert data[:4] == b"fLaC" and data[4] & 0x7F == 0  # STREAMINFO comes first
+    field = int.from_bytes(data[21:26], "big")
+    field = (field & ~((1 << 36) - 1)) | frames
+    data[21:26] = field.to_bytes(5, "big")
+    flac.write_bytes(bytes(data))
+    return flac
+
+
+def test_eight_channels_at_192k_refused_from_the_header(tmp_path, monkeypatch):
+    """The issue's file: 590 s of 8-channel 192 kHz zeros, 0.9 MB of FLAC, 3.5 GiB decoded. Refused
+    before any sample is read (the header of 10 s of it, claiming 590 s)."""
+    path = _claim_frames(_zeros_flac(tmp_path / "bomb.flac", rate=192_000, channels=8, seconds=10), 590 * 192_000)
+    assert sf.info(path).frames == 590 * 192_000 and sf.info(path).channels == 8
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("samples were read: the header should have refused the file")
+
+    monkeypatch.setattr(sf.SoundFile, "read", no_decoding)
+    with pytest.raises(AudioError, match=r"too large once decoded: 3457\.0 MiB \(8 channels × 192 kHz × "
+                                         r"9\.83 min\); the limit is 512\.0 MiB \(setting SER_MAX_DECODED_MB\)"):
+        load_audio(path)
+    with pytest.raises(AudioError, match="SER_MAX_DECODED_MB"):
+        audio.decode(path)
+
+
+def test_decoded_size_setting_and_keyword(voiced_clip, monkeypatch):
+    size = 2 * SR * 4  # the clip: 2 s of 16 kHz mono as float32
+    assert len(load_audio(voiced_clip, max_decoded=size)) > 0  # exactly at the limit is fine
+    with pytest.raises(AudioError, match="too large once decoded"):
+        load_audio(voiced_clip, max_decoded=size - 1)
+    monkeypatch.setenv("SER_MAX_DECODED_MB", str((size - 1) / 2**20))
+    with pytest.raises(AudioError, match="SER_MAX_DECODED_MB"):
+        load_audio(voiced_clip)
+    with pytest.raises(AudioError, match="too large once decoded"):
+        load_audio((SR, np.zeros((2 * SR, 1), np.float32)))  # Gradio pairs count too
+    monkeypatch.setenv("SER_MAX_DECODED_MB", "none")
+    with pytest.raises(ValueError, match="SER_MAX_DECODED_MB"):
+        load_audio(voiced_clip)
+
+
+@needs_ffmpeg
+def test_decoded_size_through_ffmpeg_stops_at_the_limit(tmp_path, monkeypatch):
+    """A container libsndfile cannot read: ffmpeg stops writing at the budget (-fs), nothing is left behind."""
+    mkv = tmp_path / "seven_one_96k.mkv"
+    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-f", "lavfi", "-i", "anullsrc=r=96000:cl=7.1",
+                    "-t", "60", "-c:a", "flac", str(mkv)], check=True, capture_output=True, timeout=60)
+    import tempfile
+
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    budget = 16 * 2**20  # 60 s of 8 channels at 96 kHz is 176 MiB
+    with pytest.raises(AudioError, match=r"too large once decoded: at least 16\.\d MiB \(8 channels × 96 kHz"):
+        load_audio(mkv, max_decoded=budget)
+    assert list(scratch.iterdir()) == []
+
+
+def test_memory_is_bounded_by_the_output_not_the_input(tmp_path):
+    """3 min of 6-channel 48 kHz (198 MiB decoded) to 16 kHz mono (11 MiB): numpy's peak stays near the output."""
+    import tracemalloc
+
+    rate, channels, seconds = 48_000, 6, 180
+    t = np.arange(rate * 10) / rate
+    tone = (0.3 * np.sin(2 * np.pi * 220 * t) * 32767).astype(np.int16)
+    path = tmp_path / "six_channels.flac"
+    with sf.SoundFile(path, "w", rate, channels, subtype="PCM_16", format="FLAC") as out:
+        for _ in range(seconds // 10):
+            out.write(np.repeat(tone[:, None], channels, axis=1))
+    load_audio(voiced_clip_bytes := (SR, speech_like()))  # warm-up (librosa's first use)
+    del voiced_clip_bytes
+    output = seconds * SAMPLE_RATE * 4
+    tracemalloc.start()
+    try:
+        y = load_audio(path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert len(y) == pytest.approx(seconds * SAMPLE_RATE, abs=TRIM_FRAME_LENGTH)
+    assert peak < 1.5 * output + 8 * 2**20, f"peak {peak / 2**20:.0f} MiB for an output of {output / 2**20:.0f} MiB"
+
+
+def test_blocks_give_the_whole_signal_pipeline(cases):
+    """Block by block (downmix, statistics, soxr stream) = decode everything, then to_mono, valid_audio, resample."""
+    for name in ("flac_44k_stereo", "six_channel_48k", "float32_192k", "reference_16k_pcm16"):
+        path = cases[name].path
+        samples, rate = audio.decode(path)
+        mono = to_mono(samples)
+        whole = audio.resample(audio.valid_audio(mono, sr=rate), orig_sr=rate, sr=SAMPLE_RATE)
+        blocks = load_audio(path, trim=False)
+        assert len(blocks) == len(whole), name
+        # the DC offset is removed after resampling instead of before: equal but at the edges' filter transient
+        dc = abs(float(mono.mean(dtype=np.float64)))
+        np.testing.assert_allclose(blocks, whole, atol=2 * dc + 1e-6, err_msg=name)
+        if rate == SAMPLE_RATE:
+            np.testing.assert_array_equal(blocks, whole)
+
+
+def test_trimming_cuts_where_librosa_cuts(voiced_signal):
+    import librosa
+
+    rng = np.random.default_rng(0)
+    for y in (voiced_signal, voiced_signal[:700], np.zeros(300, np.float32),
+              (rng.standard_normal(50_000) * np.r_[np.zeros(20_000), np.ones(30_000)]).astype(np.float32)):
+        for top_db in (20.0, 30.0, 60.0):
+            expected, _ = librosa.effects.trim(y, top_db=top_db, frame_length=TRIM_FRAME_LENGTH,
+                                               hop_length=TRIM_HOP_LENGTH)
+            np.testing.assert_array_equal(trim_silence(y, top_db=top_db), expected)

@@ -5,9 +5,12 @@ Everything downstream (features, spectrograms, signal maths) receives float32 mo
 
 Pipeline of :func:`load_audio`::
 
-    decode (libsndfile, else one ffmpeg call)  ->  to_mono (mean of channels)
-    -> valid_audio (rate, empty, length, NaN/inf, range, DC, silence)
-    -> resample (soxr HQ to 16 kHz)  ->  trim_silence (librosa)  ->  >= MIN_VOICED_S left
+    header (rate, duration, channels x rate x duration <= SER_MAX_DECODED_MB)
+    -> decode in blocks (libsndfile, else one ffmpeg call), per block: to_mono (mean of channels)
+       -> statistics for valid_audio (NaN/inf, range, DC, silence) -> resample (soxr HQ to 16 kHz)
+    -> valid_audio's checks, DC removed  ->  trim_silence (librosa)  ->  >= MIN_VOICED_S left
+
+Memory holds the output and one block, never the whole decoded input.
 
 Every failure, including any decoder error, becomes one :class:`~ser.errors.AudioError` whose
 message says what is wrong and what is accepted.
@@ -108,6 +111,7 @@ def load_audio(
     min_voiced_s: float = MIN_VOICED_S,
     max_duration: float | None = None,
     max_size: int | None = None,
+    max_decoded: int | None = None,
 ) -> np.ndarray:
     """Load any supported audio as float32 mono at ``sr``, silence trimmed and validated.
 
@@ -129,6 +133,9 @@ def load_audio(
         Longest accepted input in seconds; default :func:`ser.settings.max_duration_s`.
     max_size : int, optional
         Largest accepted file in bytes (paths and bytes); default :func:`ser.settings.max_bytes`.
+    max_decoded : int, optional
+        Largest decoded input in bytes, channels × frames × 4 (float32), checked from the header
+        before decoding; default :func:`ser.settings.max_decoded_bytes`.
 
     Returns
     -------
@@ -139,12 +146,22 @@ def load_audio(
     ------
     AudioError
         For anything that is not usable audio; the message says what is wrong and what is accepted.
+
+    Notes
+    -----
+    Decoding runs in blocks of :data:`BLOCK_FRAMES` frames; each block is downmixed and resampled
+    before the next is read, so memory holds the output (mono at ``sr``) and one block, whatever
+    the input's channels and rate. The checks of :func:`valid_audio` run on running statistics of
+    the mono signal at its own rate (count of NaN/inf, minimum, maximum, sum), so they refuse
+    exactly what :func:`valid_audio` refuses; the DC offset (that signal's mean) is subtracted
+    from the output.
     """
     max_duration = settings.max_duration_s() if max_duration is None else float(max_duration)
     max_size = settings.max_bytes() if max_size is None else int(max_size)
-    y, orig_sr = decode(source, max_duration=max_duration, max_size=max_size)
-    y = valid_audio(to_mono(y), sr=orig_sr, max_duration=max_duration)
-    y = resample(y, orig_sr=orig_sr, sr=sr)
+    max_decoded = settings.max_decoded_bytes() if max_decoded is None else int(max_decoded)
+    mono = _stream(source, lambda rate, channels, frames: _MonoSink(rate, sr, frames, max_decoded),
+                   max_duration=max_duration, max_size=max_size, max_decoded=max_decoded)
+    y = mono.finish(max_duration=max_duration)
     min_samples = math.ceil(min_voiced_s * sr)
     if trim and len(y):
         y = trim_silence(y, top_db=top_db)
@@ -158,9 +175,10 @@ def load_audio(
 
 
 def decode(
-    source: AudioSource, *, max_duration: float | None = None, max_size: int | None = None
+    source: AudioSource, *, max_duration: float | None = None, max_size: int | None = None,
+    max_decoded: int | None = None,
 ) -> tuple[np.ndarray, int]:
-    """Decode ``source`` to ``(samples, sample_rate)`` without resampling.
+    """Decode ``source`` to ``(samples, sample_rate)`` without resampling or downmixing.
 
     Parameters
     ----------
@@ -170,30 +188,169 @@ def decode(
         Refuse (from the header where there is one) anything longer, in seconds.
     max_size : int, optional
         Refuse files larger than this many bytes.
+    max_decoded : int, optional
+        Refuse (from the header where there is one, else while decoding) anything whose samples
+        would take more bytes as float32; default :func:`ser.settings.max_decoded_bytes`.
 
     Returns
     -------
-    y : np.ndarray [shape=(n,) or (n, channels), dtype=float32]
-        Integer PCM scaled to ``[-1, 1]``; float as stored.
+    y : np.ndarray [shape=(n, channels), dtype=float32]
+        Integer PCM scaled to ``[-1, 1]``; float as stored. (A ``(sample_rate, samples)`` pair
+        comes back in its own shape.)
     sample_rate : int
 
     Notes
     -----
     Files go through libsndfile (WAV, FLAC, OGG/Vorbis/Opus, AIFF, MP3, ...); whatever it cannot
-    read (WebM, M4A, video containers) through one ffmpeg call that outputs 32-bit float WAV at
-    the stream's own rate and channel count, so resampling and downmixing stay the same for every
-    format. Decoder errors never escape: they become :class:`AudioError`.
+    read (WebM, M4A, video containers) through one ffmpeg call that writes 32-bit float WAV at
+    the stream's own rate and channel count into a temporary file (at most ``max_decoded``
+    bytes), read back the same way, so resampling and downmixing stay the same for every format.
+    Decoder errors never escape: they become :class:`AudioError`. :func:`load_audio` does not
+    hold the whole decoded input: it consumes the same blocks one at a time.
     """
     max_duration = settings.max_duration_s() if max_duration is None else float(max_duration)
     max_size = settings.max_bytes() if max_size is None else int(max_size)
+    max_decoded = settings.max_decoded_bytes() if max_decoded is None else int(max_decoded)
     if isinstance(source, tuple):
-        return _decode_pair(source)
+        samples, rate = _decode_pair(source, max_decoded=max_decoded)
+        return _as_float(samples), rate
+    sink = _stream(source, lambda rate, channels, frames: _CollectSink(rate, channels, max_decoded),
+                   max_duration=max_duration, max_size=max_size, max_decoded=max_decoded)
+    return sink.samples(), sink.rate
+
+
+# -- blocks: every source is read as float32 blocks of (frames, channels) into a sink ----------
+#: Frames decoded at a time: 256 KiB of float32 per channel (2 MiB for 8 channels).
+BLOCK_FRAMES = 1 << 16
+
+
+class _Sink:
+    """Receives the blocks of one decoded input; counts them against the decoded-size budget."""
+
+    def __init__(self, rate: int, channels: int, max_decoded: int):
+        self.rate, self.channels, self.max_decoded = int(rate), int(channels), int(max_decoded)
+        self.frames = 0
+
+    def add(self, block: np.ndarray) -> None:
+        """``block`` [shape=(n, channels), dtype=float32]."""
+        self.frames += len(block)
+        _check_decoded(self.frames, self.channels, self.rate, self.max_decoded, at_least=True)
+
+
+class _CollectSink(_Sink):
+    """Keeps every block: the whole decoded input (:func:`decode`)."""
+
+    def __init__(self, rate: int, channels: int, max_decoded: int):
+        super().__init__(rate, channels, max_decoded)
+        self.blocks: list[np.ndarray] = []
+
+    def add(self, block: np.ndarray) -> None:
+        super().add(block)
+        self.blocks.append(block)
+
+    def samples(self) -> np.ndarray:
+        if not self.blocks:
+            return np.zeros((0, self.channels), np.float32)
+        return np.concatenate(self.blocks) if len(self.blocks) > 1 else self.blocks[0]
+
+
+class _MonoSink(_Sink):
+    """Downmixes each block, keeps the statistics :func:`valid_audio` checks, resamples it to
+    ``sr`` (soxr's stream gives the samples of one whole-signal call) and stores only that."""
+
+    def __init__(self, rate: int, sr: int, frames: int | None, max_decoded: int):
+        super().__init__(rate, 1, max_decoded)
+        self.sr = int(sr)
+        self.n = 0  # mono samples at the input rate
+        self.bad = 0  # NaN or infinite among them
+        self.low, self.high = math.inf, -math.inf
+        self.total = 0.0  # their sum (float64): the DC offset is total / n
+        self._resampler = None
+        self._out: list[np.ndarray] = []
+        expected = math.ceil(frames * self.sr / self.rate) + 16 if frames else 0
+        self._buf = np.empty(expected, np.float32) if 0 < expected <= max(1, max_decoded) // 4 else None
+        self._used = 0
+
+    def add(self, block: np.ndarray) -> None:
+        self.frames += len(block)  # the budget counts the input's channels
+        _check_decoded(self.frames, block.shape[1] if block.ndim == 2 else 1, self.rate, self.max_decoded,
+                       at_least=True)
+        y = _downmix(block)
+        if not y.size:
+            return
+        self.n += y.size
+        finite = np.isfinite(y)
+        if not finite.all():
+            self.bad += int(y.size - np.count_nonzero(finite))
+        elif not self.bad:  # the range and silence checks only matter for finite audio
+            self.low, self.high = min(self.low, float(y.min())), max(self.high, float(y.max()))
+            self.total += float(y.sum(dtype=np.float64))
+        if self.bad:
+            return  # refused in finish(): nothing more to keep
+        self._keep(self._resample(y, last=False))
+
+    def _resample(self, y: np.ndarray, *, last: bool) -> np.ndarray:
+        if self.rate == self.sr:
+            return y
+        if self._resampler is None:
+            self._resampler = soxr.ResampleStream(self.rate, self.sr, 1, dtype="float32", quality="HQ")
+        return self._resampler.resample_chunk(np.ascontiguousarray(y, dtype=np.float32), last=last)
+
+    def _keep(self, y: np.ndarray) -> None:
+        if not y.size:
+            return
+        if self._buf is not None and self._used + y.size <= self._buf.size:
+            self._buf[self._used: self._used + y.size] = y
+            self._used += y.size
+            return
+        if self._buf is not None:  # the header under-counted (an estimate, as for MP3): go on in pieces
+            self._out.append(self._buf[: self._used])
+            self._buf = None
+        self._out.append(np.array(y, dtype=np.float32, copy=True))
+
+    def finish(self, *, max_duration: float) -> np.ndarray:
+        """The mono signal at ``sr``, checked as :func:`valid_audio` checks, DC offset removed."""
+        _check_rate(self.rate)
+        if self.n == 0:
+            raise AudioError(
+                f"The input holds no audio samples (an empty recording); expected {ACCEPTED}."
+            )
+        _check_duration(self.n / self.rate, max_duration)
+        if self.bad:
+            raise AudioError(
+                f"The audio has {self.bad} NaN or infinite samples of {self.n}; expected finite PCM samples."
+            )
+        _check_peak(max(abs(self.low), abs(self.high)))
+        mean = np.float32(self.total / self.n)
+        # a DC offset is not voice, and it would fool the silence check: max |y - mean| from the extremes
+        if max(np.float32(self.high) - mean, mean - np.float32(self.low)) < SILENCE_PEAK:
+            _refuse_silence()
+        if self.rate != self.sr:
+            self._keep(self._resample(np.zeros(0, np.float32), last=True))
+        if self._buf is not None:
+            y = self._buf[: self._used]
+        else:
+            y = np.concatenate(self._out) if self._out else np.zeros(0, np.float32)
+        y -= mean
+        return y
+
+
+def _stream(source: AudioSource, sink_for, *, max_duration: float, max_size: int, max_decoded: int) -> _Sink:
+    """Decode ``source`` block by block into ``sink_for(rate, channels, frames)`` and return the sink."""
+    if isinstance(source, tuple):
+        samples, rate = _decode_pair(source, max_decoded=max_decoded)
+        _check_rate(rate)
+        sink = sink_for(rate, samples.shape[1] if samples.ndim == 2 else 1, len(samples))
+        for i in range(0, len(samples), BLOCK_FRAMES):
+            sink.add(_as_float(samples[i: i + BLOCK_FRAMES]))
+        return sink
     if isinstance(source, np.ndarray):
         raise AudioError("A bare array has no sample rate: pass (sample_rate, samples).")
     if isinstance(source, (bytes, bytearray, memoryview)):
         data = bytes(source)
         _check_size(len(data), max_size)
-        return _decode_file(io.BytesIO(data), name="The input", max_duration=max_duration)
+        return _decode_file(io.BytesIO(data), sink_for, name="The input", max_duration=max_duration,
+                            max_decoded=max_decoded)
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
         if not path.is_file():
@@ -202,7 +359,8 @@ def decode(
         try:
             _check_size(path.stat().st_size, max_size)
             with path.open("rb") as f:
-                return _decode_file(f, name=path.name, max_duration=max_duration, path=path)
+                return _decode_file(f, sink_for, name=path.name, max_duration=max_duration,
+                                    max_decoded=max_decoded, path=path)
         except OSError as e:
             raise AudioError(f"Cannot read {path.name}: {e.strerror or e}.") from None
     raise AudioError(
@@ -211,8 +369,9 @@ def decode(
     )
 
 
-def _decode_pair(source: tuple) -> tuple[np.ndarray, int]:
-    """The ``(sample_rate, samples)`` pair Gradio's ``type="numpy"`` gives."""
+def _decode_pair(source: tuple, *, max_decoded: int | None = None) -> tuple[np.ndarray, int]:
+    """The ``(sample_rate, samples)`` pair Gradio's ``type="numpy"`` gives, as float32 (channels last;
+    the budget is checked on the samples' count before any conversion)."""
     if len(source) != 2:
         raise AudioError(f"Expected a (sample_rate, samples) pair, got a tuple of {len(source)}.")
     rate, data = source
@@ -229,7 +388,18 @@ def _decode_pair(source: tuple) -> tuple[np.ndarray, int]:
         raise AudioError(
             f"Samples must be a numeric array of shape (n,) or (n, channels): {e}"
         ) from None
-    return _as_float(samples), int(rate)
+    if samples.dtype.kind not in "iufb":
+        raise AudioError(f"Samples must be integer or float numbers, got dtype {samples.dtype}.")
+    if samples.ndim == 2 and samples.size and samples.shape[0] <= 8 and samples.shape[1] > samples.shape[0]:
+        samples = samples.T  # librosa's (channels, n): channels last, as everywhere here
+    if samples.ndim > 2:
+        raise AudioError(
+            f"Audio must be 1-D (mono) or 2-D (samples, channels); got shape {samples.shape}."
+        )
+    if max_decoded is not None and 0 < int(rate):
+        channels = samples.shape[1] if samples.ndim == 2 else 1
+        _check_decoded(samples.shape[0], channels, int(rate), max_decoded)
+    return samples, int(rate)
 
 
 def _check_size(n: int, limit: int) -> None:
@@ -242,40 +412,69 @@ def _check_size(n: int, limit: int) -> None:
         )
 
 
+def _check_decoded(frames: int, channels: int, rate: int, limit: int, *, at_least: bool = False) -> None:
+    """Refuse an input whose samples would take more than ``limit`` bytes as float32."""
+    size = int(frames) * max(1, int(channels)) * 4
+    if size > limit:
+        raise AudioError(
+            f"The recording is too large once decoded: {'at least ' if at_least else ''}{_fmt_bytes(size)} "
+            f"({channels} channel{'s' if channels != 1 else ''} × {rate / 1000:g} kHz × "
+            f"{_fmt_seconds(frames / max(rate, 1))}); the limit is {_fmt_bytes(limit)} (setting "
+            "SER_MAX_DECODED_MB). Send fewer channels, a lower sample rate or a shorter recording."
+        )
+
+
 def _decode_file(
-    f: BinaryIO, *, name: str, max_duration: float, path: Path | None = None
-) -> tuple[np.ndarray, int]:
+    f: BinaryIO, sink_for, *, name: str, max_duration: float, max_decoded: int, path: Path | None = None
+) -> _Sink:
     """libsndfile on an open binary file (never by name: it would guess MP3 from ``.mp3``)."""
+    sink = None
     try:
         with sf.SoundFile(f) as snd:
-            rate, frames = int(snd.samplerate), int(snd.frames)
-            _check_rate(rate)
-            if frames > 0:
-                _check_duration(frames / rate, max_duration)
-            y = snd.read(dtype="float32", always_2d=True)
+            sink = _read_blocks(snd, sink_for, max_duration=max_duration, max_decoded=max_decoded)
     except AudioError:
         raise
     except Exception as e:  # libsndfile could not parse it: ffmpeg knows far more containers
         logger.debug("libsndfile could not read %s (%s); trying ffmpeg", name, e)
-        y = None
-    if y is None:  # outside the except block, so no decoder traceback is chained to the error
+        sink = None
+    if sink is None:  # outside the except block, so no decoder traceback is chained to the error
         f.seek(0)
         kind = _not_audio_kind(f.read(_SNIFF_BYTES))
         if kind is not None:
             raise AudioError(f"{name} is {kind}, not audio; expected {ACCEPTED}.")
         if path is not None:
-            y, rate = _decode_ffmpeg(path, name=name, max_duration=max_duration)
+            sink = _decode_ffmpeg(path, sink_for, name=name, max_duration=max_duration, max_decoded=max_decoded)
         else:
             f.seek(0)
             with tempfile.NamedTemporaryFile(prefix="ser-audio-", suffix=".bin") as tmp:
                 shutil.copyfileobj(f, tmp)
                 tmp.flush()
-                y, rate = _decode_ffmpeg(Path(tmp.name), name=name, max_duration=max_duration)
-    if y.size == 0:
+                sink = _decode_ffmpeg(Path(tmp.name), sink_for, name=name, max_duration=max_duration,
+                                      max_decoded=max_decoded)
+    if sink.frames == 0:
         raise AudioError(
             f"{name} holds no audio samples (an empty recording); expected {ACCEPTED}."
         )
-    return y, rate
+    return sink
+
+
+def _read_blocks(snd: sf.SoundFile, sink_for, *, max_duration: float, max_decoded: int,
+                 cut: bool = False) -> _Sink:
+    """Check the header (rate, duration, decoded size), then read it into a sink block by block.
+
+    ``cut``: the file is ffmpeg's output, stopped at the limits (so the input is *at least* that long)."""
+    rate, frames, channels = int(snd.samplerate), int(snd.frames), int(snd.channels)
+    _check_rate(rate)
+    if frames > 0:
+        _check_duration(frames / rate, max_duration,
+                        at_least=cut and frames / rate > max_duration + DURATION_MARGIN_S / 2)
+        _check_decoded(frames, channels, rate, max_decoded, at_least=cut)
+    sink = sink_for(rate, channels, frames if frames > 0 else None)
+    while True:
+        block = snd.read(BLOCK_FRAMES, dtype="float32", always_2d=True)
+        if not len(block):
+            return sink
+        sink.add(block)
 
 
 def _not_audio_kind(head: bytes) -> str | None:
@@ -292,11 +491,13 @@ def _not_audio_kind(head: bytes) -> str | None:
     return None
 
 
-def _decode_ffmpeg(path: Path, *, name: str, max_duration: float) -> tuple[np.ndarray, int]:
-    """One ffmpeg call: the first audio stream as 32-bit float WAV at its own rate and channels.
+def _decode_ffmpeg(path: Path, sink_for, *, name: str, max_duration: float, max_decoded: int) -> _Sink:
+    """One ffmpeg call: the first audio stream as 32-bit float WAV at its own rate and channels,
+    written to a temporary file that is then read block by block like any WAV.
 
-    No ffprobe: the WAV header ffmpeg writes carries the rate and channel count. Output is cut
-    at ``max_duration + DURATION_MARGIN_S`` so a long file costs no more than the limit.
+    No ffprobe: the WAV header ffmpeg writes carries the rate and channel count. Output stops at
+    ``max_duration + DURATION_MARGIN_S`` (``-t``) and at ``max_decoded`` bytes (``-fs``), so a
+    long or many-channel file costs no more than the limits, on disk as in memory.
     """
     not_audio = (
         f"{name} is not audio that can be decoded (corrupt, truncated, or another kind of "
@@ -308,39 +509,43 @@ def _decode_ffmpeg(path: Path, *, name: str, max_duration: float) -> tuple[np.nd
             f"{name} is not WAV/FLAC/OGG/AIFF/MP3, and decoding other formats (WebM, M4A) "
             "needs ffmpeg, which is not installed."
         )
-    cmd = [ffmpeg, "-nostdin", "-hide_banner", "-v", "error",
-           "-i", f"file:{path.resolve()}",
-           "-map", "0:a:0", "-vn", "-sn", "-dn", "-map_metadata", "-1"]
-    if math.isfinite(max_duration):
-        cmd += ["-t", f"{max_duration + DURATION_MARGIN_S:.3f}"]
-    cmd += ["-c:a", "pcm_f32le", "-f", "wav", "pipe:1"]
-    try:
-        out = subprocess.run(
-            cmd, stdin=subprocess.DEVNULL, capture_output=True, timeout=FFMPEG_TIMEOUT_S,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        raise AudioError(
-            f"Decoding {name} took longer than {FFMPEG_TIMEOUT_S:g} s; giving up. "
-            f"Expected {ACCEPTED}."
-        ) from None
-    except OSError as e:
-        raise AudioError(f"Could not run ffmpeg to decode {name}: {e.strerror or e}.") from None
-    stderr = out.stderr.decode("utf-8", "replace").strip()
-    try:
-        y, rate = sf.read(io.BytesIO(out.stdout), dtype="float32", always_2d=True)
-    except Exception:
-        y = None
-    if y is None:
+    with tempfile.TemporaryDirectory(prefix="ser-ffmpeg-") as tmp:
+        wav = Path(tmp) / "decoded.wav"
+        cmd = [ffmpeg, "-nostdin", "-hide_banner", "-v", "error",
+               "-i", f"file:{path.resolve()}",
+               "-map", "0:a:0", "-vn", "-sn", "-dn", "-map_metadata", "-1"]
+        if math.isfinite(max_duration):
+            cmd += ["-t", f"{max_duration + DURATION_MARGIN_S:.3f}"]
+        cmd += ["-fs", str(int(max_decoded) + 4096), "-c:a", "pcm_f32le", "-rf64", "auto", "-f", "wav",
+                "-y", f"file:{wav}"]
+        try:
+            out = subprocess.run(
+                cmd, stdin=subprocess.DEVNULL, capture_output=True, timeout=FFMPEG_TIMEOUT_S,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            raise AudioError(
+                f"Decoding {name} took longer than {FFMPEG_TIMEOUT_S:g} s; giving up. "
+                f"Expected {ACCEPTED}."
+            ) from None
+        except OSError as e:
+            raise AudioError(f"Could not run ffmpeg to decode {name}: {e.strerror or e}.") from None
+        stderr = out.stderr.decode("utf-8", "replace").strip()
+        sink = None
+        try:
+            with sf.SoundFile(wav) as snd:
+                # output stops near the limits (codec frames round them): the input may be longer
+                sink = _read_blocks(snd, sink_for, max_duration=max_duration, max_decoded=max_decoded, cut=True)
+        except AudioError:
+            raise
+        except Exception:
+            sink = None
+    if sink is None:
         logger.debug("ffmpeg could not decode %s (exit %s): %s", name, out.returncode, stderr)
         raise AudioError(not_audio)
     if out.returncode != 0:  # a partly decoded (truncated) stream: keep what was decoded
         logger.debug("ffmpeg decoded %s partly (exit %s): %s", name, out.returncode, stderr)
-    _check_rate(int(rate))
-    seconds = len(y) / rate
-    # output stops near the limit plus the margin (codec frames round it): the file may be longer
-    _check_duration(seconds, max_duration, at_least=seconds > max_duration + DURATION_MARGIN_S / 2)
-    return y, int(rate)
+    return sink
 
 
 def _check_rate(rate: int) -> None:
@@ -417,6 +622,14 @@ def to_mono(y: np.ndarray) -> np.ndarray:
         return np.zeros(0, dtype=np.float32)
     if y.shape[0] <= 8 and y.shape[1] > y.shape[0]:
         y = y.T
+    return _downmix(y)
+
+
+def _downmix(y: np.ndarray) -> np.ndarray:
+    """Mean of the channels of ``y`` [shape=(n,) or (n, channels)], channels last (no guessing:
+    blocks of a few frames are read that way)."""
+    if y.ndim == 1:
+        return y
     if y.shape[1] == 1:
         return y[:, 0]
     with np.errstate(invalid="ignore", over="ignore"):  # inf - inf is NaN: refused as such later
@@ -498,20 +711,27 @@ def valid_audio(y: np.ndarray, *, sr: int, max_duration: float | None = None) ->
         raise AudioError(
             f"The audio has {bad} NaN or infinite samples of {y.size}; expected finite PCM samples."
         )
-    peak = float(np.max(np.abs(y)))
+    _check_peak(float(np.max(np.abs(y))))
+    # a DC offset is not voice, and it would fool the silence check
+    y = y - np.float32(y.mean(dtype=np.float64))
+    if float(np.max(np.abs(y))) < SILENCE_PEAK:
+        _refuse_silence()
+    return y.astype(np.float32, copy=False)
+
+
+def _check_peak(peak: float) -> None:
     if peak > MAX_FLOAT_PEAK:
         raise AudioError(
             f"Samples out of range: peak {peak:.3g}; float audio must lie within [-1, 1] "
             "(scale integer PCM by its full scale, e.g. int16 / 32768)."
         )
-    # a DC offset is not voice, and it would fool the silence check
-    y = y - np.float32(y.mean(dtype=np.float64))
-    if float(np.max(np.abs(y))) < SILENCE_PEAK:
-        raise AudioError(
-            f"The recording is silent (peak below {SILENCE_DBFS:.0f} dBFS once any DC offset is "
-            "removed); record again closer to the microphone."
-        )
-    return y.astype(np.float32, copy=False)
+
+
+def _refuse_silence() -> None:
+    raise AudioError(
+        f"The recording is silent (peak below {SILENCE_DBFS:.0f} dBFS once any DC offset is "
+        "removed); record again closer to the microphone."
+    )
 
 
 def resample(y: np.ndarray, *, orig_sr: int, sr: int = SAMPLE_RATE) -> np.ndarray:
@@ -535,9 +755,11 @@ def resample(y: np.ndarray, *, orig_sr: int, sr: int = SAMPLE_RATE) -> np.ndarra
 def trim_silence(y: np.ndarray, *, top_db: float = TOP_DB) -> np.ndarray:
     """Drop leading and trailing frames quieter than ``peak - top_db`` dB.
 
-    ``librosa.effects.trim`` with frames of :data:`TRIM_FRAME_LENGTH` and hops of
-    :data:`TRIM_HOP_LENGTH` samples. The same call runs at training and at prediction, so both
-    see the same kind of clip.
+    Exactly ``librosa.effects.trim`` with frames of :data:`TRIM_FRAME_LENGTH` and hops of
+    :data:`TRIM_HOP_LENGTH` samples (a test checks the cut is the same), with the frames' RMS
+    computed :data:`TRIM_BLOCK_FRAMES` frames at a time: librosa frames the whole signal at once,
+    which for ten minutes at 16 kHz took 470 MiB. The same call runs at training and at
+    prediction, so both see the same kind of clip.
 
     Parameters
     ----------
@@ -548,7 +770,32 @@ def trim_silence(y: np.ndarray, *, top_db: float = TOP_DB) -> np.ndarray:
     -------
     y_trimmed : np.ndarray [shape=(m,)], a view of ``y``, ``m <= n``
     """
-    trimmed, _ = librosa.effects.trim(
-        y, top_db=top_db, frame_length=TRIM_FRAME_LENGTH, hop_length=TRIM_HOP_LENGTH
-    )
-    return trimmed
+    if not len(y):
+        return y
+    db = librosa.amplitude_to_db(_frame_rms(y), ref=np.max, top_db=None)
+    loud = np.flatnonzero(db > -top_db)
+    if not loud.size:
+        return y[0:0]
+    start = int(loud[0]) * TRIM_HOP_LENGTH
+    end = min(len(y), (int(loud[-1]) + 1) * TRIM_HOP_LENGTH)
+    return y[start:end]
+
+
+#: Frames whose RMS is computed at once when trimming (2 MiB of framed float32).
+TRIM_BLOCK_FRAMES = 1024
+
+
+def _frame_rms(y: np.ndarray) -> np.ndarray:
+    """``librosa.feature.rms(y=y, frame_length=TRIM_FRAME_LENGTH, hop_length=TRIM_HOP_LENGTH)[0]``
+    (centred frames, zero padding), block by block: the same numbers, bounded memory."""
+    frame, hop, pad = TRIM_FRAME_LENGTH, TRIM_HOP_LENGTH, TRIM_FRAME_LENGTH // 2
+    n_frames = 1 + (len(y) + 2 * pad - frame) // hop
+    out = np.empty(n_frames, dtype=np.result_type(y.dtype, np.float32))
+    for a in range(0, n_frames, TRIM_BLOCK_FRAMES):
+        b = min(n_frames, a + TRIM_BLOCK_FRAMES)
+        lo, hi = a * hop - pad, (b - 1) * hop + frame - pad  # the samples these frames cover
+        chunk = y[max(lo, 0): min(hi, len(y))]
+        if lo < 0 or hi > len(y):
+            chunk = np.pad(chunk, (max(0, -lo), max(0, hi - len(y))))
+        out[a:b] = librosa.feature.rms(y=chunk, frame_length=frame, hop_length=hop, center=False)[0]
+    return out
