@@ -14,7 +14,7 @@ cores it kept busy: on a machine shared with other jobs the wall-clock figure sh
 it got, the CPU figure what 2 free cores would do. Prints figures only.
 Usage::
 
-    python bench/batch.py [--limit 1440] [--jobs 2] [--model mlp] [--dask]
+    python -m bench.batch [--limit 1440] [--jobs 2] [--model mlp] [--dask]
 """
 
 from __future__ import annotations
@@ -23,10 +23,10 @@ import argparse
 import os
 import sys
 import time
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from ser import settings
+from ser.models.registry import get_recognizer
+from ser.serving.batch import expand_inputs, predict_files
 
 
 def cpu_seconds() -> float:
@@ -48,8 +48,6 @@ CPU = {"last": 0.0}
 
 
 def run(paths, **kwargs) -> tuple[list[dict], float]:
-    from ser.serving.batch import predict_files
-
     c0, t0 = cpu_seconds(), time.perf_counter()
     rows = [r for chunk in predict_files(paths, **kwargs) for r in chunk]
     CPU["last"] = cpu_seconds() - c0
@@ -71,11 +69,9 @@ def main() -> None:
     ap.add_argument("--skip-baseline", action="store_true")
     args = ap.parse_args()
 
-    from ser.serving.batch import expand_inputs
-    from ser.models.registry import get_recognizer
-
-    env = os.environ.get("SER_DATA_DIR")
-    root = Path(env) if env else REPO.parent / "shared" / "data" / "ravdess"
+    root = settings.default_data_dir()
+    if root is None:
+        sys.exit(f"RAVDESS not found under {settings.data_root()} (set SER_DATA_DIR)")
     paths = expand_inputs([root])[: args.limit]
     rec = get_recognizer(args.model)
     n = len(paths)

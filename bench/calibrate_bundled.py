@@ -1,8 +1,9 @@
 """Fit the temperature of an already trained MLP or CNN (e.g. the bundled ``models/mlp``) and save it as a new version.
 
-MLP: the recipe is :func:`ser.training.train_mlp`'s (``calibrate=True``): out-of-fold predictions
-of the model's own training clips, 3-fold GroupKFold by speaker, each inner model trained with the
-saved model's parameters and augmentation; ``T`` minimises their negative log-likelihood.
+MLP: the recipe of :func:`ser.training.mlp.train_mlp` (``calibrate=True``), through the same library
+call (:meth:`ser.training.mlp.MLPTrainer.temperature`): out-of-fold predictions of the model's own
+training clips, 3-fold GroupKFold by speaker, each inner model trained with the saved model's
+parameters and augmentation; ``T`` minimises their negative log-likelihood.
 
 CNN (``--kind cnn``): ``T`` is fitted on the model's own predictions (the real prediction path) of
 the clips of its validation speakers, which early stopping held out of its training; the recipe
@@ -11,9 +12,10 @@ the clips of its validation speakers, which early stopping held out of its train
 The network itself is unchanged (same weights): only ``config.json`` gains ``temperature`` and
 ``metadata.json`` a ``calibration`` block. Usage::
 
-    python bench/calibrate_bundled.py [--kind mlp|cnn] [--models models] [--data ../shared/data/ravdess] [--save]
+    python -m bench.calibrate_bundled [--kind mlp|cnn] [--models models] [--data DIR] [--actors N] [--save]
 
 Without ``--save`` it prints the temperature and the out-of-fold ECE before/after, and writes nothing.
+``--actors N`` uses the first N speakers only (a smoke run; never saved).
 """
 
 from __future__ import annotations
@@ -23,62 +25,59 @@ import json
 
 import numpy as np
 
-from studies import log  # noqa: I001  (sets one BLAS thread per process)
-
+from ser import settings
 from ser.audio.augment import ORIGINAL
-from ser.models.calibration import apply_temperature, expected_calibration_error, fit_temperature, out_of_fold_proba
 from ser.audio.corpora import load_corpus
 from ser.features.handcrafted import FeatureConfig, extract_corpus
-from ser.models.mlp import fit_pipeline
-from ser.models.mlp import MLPRecognizer
 from ser.models.base import Recognizer
+from ser.models.calibration import apply_temperature, expected_calibration_error, fit_temperature
+from ser.models.mlp import MLPRecognizer
+from ser.training.mlp import MLPTrainer
+
+from .studies import N_JOBS, first_actors, log
 
 
 def main(argv=None) -> int:
-    from studies import REPO
-
+    data = settings.default_data_dir()
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--models", default=str(REPO / "models"))
-    ap.add_argument("--data", default=str(REPO.parent / "shared" / "data" / "ravdess"))
+    ap.add_argument("--models", default=str(settings.models_dir()))
+    ap.add_argument("--data", default=str(data) if data else None, help="default: %(default)s")
     ap.add_argument("--kind", choices=("mlp", "cnn"), default="mlp")
+    ap.add_argument("--actors", type=int, default=None, help="first N speakers only (a smoke run; never saved)")
     ap.add_argument("--save", action="store_true", help="save a new version with the temperature")
     args = ap.parse_args(argv)
+    if args.data is None:
+        ap.error("no corpus: pass --data or set SER_DATA_DIR")
+    if args.actors is not None and args.save:
+        ap.error("--actors makes a smoke run; it is never saved")
+    clips = load_corpus(args.data)
+    if args.actors is not None:
+        clips = first_actors(clips, args.actors)
     if args.kind == "cnn":
-        return calibrate_cnn(args)
+        return calibrate_cnn(args, clips)
 
     rec = Recognizer.from_pretrained(f"{args.models}/mlp")
     assert isinstance(rec, MLPRecognizer)
     meta = rec.metadata
     params = {k: tuple(v) if isinstance(v, list) else v for k, v in meta["params"]["mlp"].items()}
     variants = (ORIGINAL, *meta["params"].get("augmentation", []))
-    seed = meta["params"].get("seed", 0)
-    clips = load_corpus(args.data)
     config = FeatureConfig(**meta["preprocessing"]["features"]) if "features" in meta.get("preprocessing", {}) \
         else rec.features
     log(f"{rec.path}: params {params}, variants {variants}, {len(clips)} clips")
-    X, _ = extract_corpus([c.path for c in clips], config=config, variants=variants, n_jobs=2, progress=False)
-    y = np.array([c.emotion for c in clips])
-    speakers = np.array([c.speaker for c in clips])
-    nv, nf = X.shape[1], X.shape[2]
-
-    def inner(tr, te):
-        model = fit_pipeline(X[tr].reshape(-1, nf), np.repeat(y[tr], nv), random_state=seed, **params)
-        log(f"inner fold done ({len(tr)} training clips)")
-        return MLPRecognizer(model, features=config, labels=rec.labels).proba_from_features(X[te, 0])
-
-    oof = out_of_fold_proba(inner, speakers, n_splits=3)
-    yi = np.array([rec.labels.index(e) for e in y])
-    return _fit_and_save(rec, oof, yi, args, held_out="training_oof",
-                         fitted_on="out-of-fold predictions of the training clips (3-fold GroupKFold by speaker, "
-                                   "inner models trained with this model's parameters and augmentation); never on "
-                                   "test clips")
+    X, _ = extract_corpus([c.path for c in clips], config=config, variants=variants, n_jobs=N_JOBS, progress=False)
+    trainer = MLPTrainer(X, clips, rec.labels, config=config, seed=meta["params"].get("seed", 0))
+    everything = np.arange(len(clips))
+    t, oof = trainer.temperature(everything, params, n_splits=3)
+    return _summarise_and_save(rec, t, oof, trainer.targets(everything), args, held_out="training_oof",
+                               fitted_on="out-of-fold predictions of the training clips (3-fold GroupKFold by speaker, "
+                                         "inner models trained with this model's parameters and augmentation); never "
+                                         "on test clips")
 
 
-def _fit_and_save(rec: Recognizer, proba: np.ndarray, y: np.ndarray, args, *, held_out: str, fitted_on: str,
-                  **extra) -> int:
-    """Fit ``T`` on held-out ``proba``, print the calibration summary, and with ``--save`` save
-    ``rec`` with that temperature as a new version of ``<models>/<kind>``."""
-    t = fit_temperature(proba, y)
+def _summarise_and_save(rec: Recognizer, t: float, proba: np.ndarray, y: np.ndarray, args, *, held_out: str,
+                        fitted_on: str, **extra) -> int:
+    """Print the calibration summary of ``T`` fitted on held-out ``proba``; with ``--save`` save ``rec``
+    with that temperature as a new version of ``<models>/<kind>``."""
     summary = {"method": "temperature scaling", "temperature": t, "fitted_on": fitted_on,
                "ece": "top-label expected calibration error, 15 equal-width bins",
                held_out: {"ece_before": expected_calibration_error(proba, y),
@@ -92,22 +91,25 @@ def _fit_and_save(rec: Recognizer, proba: np.ndarray, y: np.ndarray, args, *, he
     return 0
 
 
-def calibrate_cnn(args) -> int:
+def calibrate_cnn(args, clips) -> int:
     rec = Recognizer.from_pretrained(f"{args.models}/cnn")
     if rec.temperature is not None:
         log(f"{rec.path} already has T={rec.temperature:.3f}; fitting on its raw probabilities")
     held = (rec.metadata.get("history") or {}).get("validation_speakers") or []
     if not held:
         raise SystemExit("This CNN's metadata names no validation speakers: nothing held out to fit T on.")
-    clips = [c for c in load_corpus(args.data) if c.speaker in held]
+    clips = [c for c in clips if c.speaker in held]
+    if not clips:
+        raise SystemExit(f"No clips of the validation speakers {held} in {args.data}.")
     rec.temperature = None  # fit on raw probabilities; --save stores the new T instead of any old one
-    proba = np.stack([rec.predict_proba(rec.load(c.path)) for c in clips])
+    proba = rec.predict_proba_batch([rec.load(c.path) for c in clips])
     y = np.array([rec.labels.index(c.emotion) for c in clips])
-    return _fit_and_save(rec, proba, y, args, held_out="validation",
-                         fitted_on=f"this model's predictions of the {len(clips)} clips of its validation speakers "
-                                   f"({', '.join(held)}), held out of its training by early stopping; never on "
-                                   "test clips",
-                         evaluated_by="reports/calibration_cnn.json (the same recipe on 6 speaker-independent folds)")
+    return _summarise_and_save(rec, fit_temperature(proba, y), proba, y, args, held_out="validation",
+                               fitted_on=f"this model's predictions of the {len(clips)} clips of its validation "
+                                         f"speakers ({', '.join(held)}), held out of its training by early stopping; "
+                                         "never on test clips",
+                               evaluated_by="reports/calibration_cnn.json (the same recipe on 6 speaker-independent "
+                                            "folds)")
 
 
 if __name__ == "__main__":

@@ -12,9 +12,9 @@ Figures printed side by side with a baseline:
 
 Usage::
 
-    python bench/cnn.py                      # latency only, on the bundled models/
-    python bench/cnn.py --train              # + one full training on ../shared/data/ravdess
-    python bench/cnn.py --models /tmp/models --repeat 30
+    python -m bench.cnn                      # latency only, on the models of ser.settings.models_dir()
+    python -m bench.cnn --train              # + one full training on RAVDESS (ser.settings.default_data_dir())
+    python -m bench.cnn --models /tmp/models --repeat 30
 """
 
 from __future__ import annotations
@@ -23,14 +23,18 @@ import argparse
 import os
 import resource
 import statistics
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from ser import settings
+from ser.audio.augment import ORIGINAL, VARIANTS
+from ser.audio.corpora import load_corpus
+from ser.audio.io import load_audio
+from ser.models.base import Recognizer
+from ser.models.cnn import keras_module
+from ser.training.cnn import logmel_corpus, train_cnn
 
 SR = 16_000
 
@@ -41,10 +45,8 @@ def peak_rss_mb() -> float:
 
 def three_second_clip() -> tuple[np.ndarray, str]:
     """3 s of real speech (RAVDESS Actor_01 sentences back to back), synthetic if absent."""
-    from ser.audio.io import load_audio
-
-    root = Path(os.environ.get("SER_DATA_DIR", REPO.parent / "shared" / "data" / "ravdess"))
-    files = sorted((root / "Actor_01").glob("*.flac"))
+    root = settings.corpus_dir("ravdess")
+    files = sorted((root / "Actor_01").glob("*.flac")) if root is not None else []
     if files:
         parts = []
         for f in files:
@@ -68,14 +70,8 @@ def timed(fn, repeat: int) -> tuple[float, float]:
 
 
 def bench_training(data: str) -> None:
-    from ser.training.cnn import train_cnn
-    from ser.audio.corpora import load_corpus
-
     clips = load_corpus(data)
     t0 = time.time()
-    from ser.training.cnn import logmel_corpus
-    from ser.audio.augment import ORIGINAL, VARIANTS
-
     logmel_corpus([c.path for c in clips], variants=(ORIGINAL, *VARIANTS))
     t_images = time.time() - t0
 
@@ -96,8 +92,6 @@ def bench_training(data: str) -> None:
 
 
 def bench_latency(models: Path, repeat: int) -> None:
-    from ser.models.base import Recognizer
-
     y, what = three_second_clip()
     print(f"\nprediction latency, {what}, median (min) of {repeat}, after load")
     t0 = time.perf_counter()
@@ -126,13 +120,11 @@ def bench_latency(models: Path, repeat: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", default=str(REPO / "models"), help="folder with cnn/ (and ensemble/)")
-    parser.add_argument("--data", default=str(REPO.parent / "shared" / "data" / "ravdess"))
+    parser.add_argument("--models", default=str(settings.models_dir()), help="folder with cnn/ (and ensemble/)")
+    parser.add_argument("--data", default=str(settings.default_data_dir()))
     parser.add_argument("--train", action="store_true", help="also time one full training (minutes)")
     parser.add_argument("--repeat", type=int, default=20)
     args = parser.parse_args()
-    from ser.models.cnn import keras_module
-
     rss0 = peak_rss_mb()
     t0 = time.perf_counter()
     keras_module()

@@ -1,7 +1,7 @@
 """Cross-corpus and multi-corpus evaluation of the MLP (issue 8, part 1) → ``reports/crosscorpus.json``.
 
-Protocols (:mod:`ser.crosscorpus`), each with and without per-speaker normalisation
-(:mod:`ser.normalize`, transductive: statistics of each test speaker's unlabeled clips):
+Protocols (:mod:`ser.training.crosscorpus`), each with and without per-speaker normalisation
+(:mod:`ser.models.speaker`, transductive: statistics of each test speaker's unlabeled clips):
 
 * ``within:<corpus>``: speaker-independent folds inside one corpus (the single-corpus baselines);
 * ``<a>→<b>``: train on all of corpus a, test on all of corpus b, on their shared emotions;
@@ -11,19 +11,22 @@ Protocols (:mod:`ser.crosscorpus`), each with and without per-speaker normalisat
 
 MLP with fixed default parameters (no search), trained on clean clips plus the standard
 augmentation (pitch +2, stretch 1.1, white noise 20 dB) of training clips only. ``--model cnn``
-runs the same protocols with the CNN (:data:`ser.cnn.DEFAULT_PARAMS`, log-mel images, same
+runs the same protocols with the CNN (:data:`ser.training.cnn.DEFAULT_PARAMS`, log-mel images, same
 augmentation; no speaker norm; multi-corpus only with ``--multi``, ~1 h on 2 cores) into
 ``reports/crosscorpus_cnn.json``. ``--bundled`` instead tests the shipped models of ``models/``
 (trained on all of RAVDESS, every emotion) on every other corpus through the real prediction path
-(:meth:`ser.recognizer.Recognizer.predict_proba` on each file) into ``reports/crosscorpus_bundled.json``.
+(:meth:`ser.models.base.Recognizer.predict_proba` on each file) into ``reports/crosscorpus_bundled.json``.
 Usage::
 
-    python bench/crosscorpus.py [--corpora ravdess tess [emodb ...]] [--no-speaker-norm]
-    python bench/crosscorpus.py --model cnn [--multi]
-    python bench/crosscorpus.py --bundled
+    python -m bench.crosscorpus [--corpora ravdess tess [emodb ...]] [--no-speaker-norm]
+    python -m bench.crosscorpus --model cnn [--multi]
+    python -m bench.crosscorpus --bundled
+    python -m bench.crosscorpus --every 10 --only 'ravdess→tess' --out smoke.json   # a quick smoke run
 
 Another corpus (e.g. EMO-DB, German: an unseen language) only needs to be a folder under the data
-root that :func:`ser.corpora.load_corpus` reads; every ordered pair is then evaluated.
+root (:func:`ser.settings.data_root`) that :func:`ser.audio.corpora.load_corpus` reads; every ordered
+pair is then evaluated. Every fit goes through the library's training
+(:class:`ser.training.mlp.MLPTrainer`, :class:`ser.training.cnn.CNNTrainer`).
 """
 
 from __future__ import annotations
@@ -36,11 +39,16 @@ from pathlib import Path
 
 import numpy as np
 
-from studies import (REPO, CNNStudy, MLPStudy, features, library_note, load_clips, log, logmel,  # noqa: I001
-                     release_keras, save_json)
-
+from ser import settings
 from ser.audio.augment import ORIGINAL, VARIANTS
+from ser.audio.io import load_audio
+from ser.models.base import Recognizer
+from ser.training.cnn import DEFAULT_PARAMS as CNN_PARAMS
+from ser.training.cnn import CNNTrainer
 from ser.training.crosscorpus import corpus_pairs, cross_corpus, evaluate_split, multi_corpus, within_corpus
+from ser.training.mlp import MLPTrainer
+
+from .studies import features, library_note, load_clips, log, logmel, release_keras, save_json
 
 
 def _brief(m: dict) -> dict:
@@ -50,19 +58,23 @@ def _brief(m: dict) -> dict:
 
 def run(split, X, *, speaker_norm: bool, cols, hashes=None, params: dict | None = None) -> dict:
     """One protocol with the MLP (``X``: features) or the CNN (``X``: log-mel images, ``hashes`` given)."""
+    histories: list[dict] = []
     if hashes is None:
-        study = MLPStudy(X[split.index], split.clips, split.labels, train_cols=cols, speaker_norm=speaker_norm)
+        mlp = MLPTrainer(X[split.index], split.clips, split.labels, train_cols=cols, speaker_norm=speaker_norm)
+
+        def fit_predict(train, test):
+            return mlp.proba(mlp.fit(train), test)
     else:
-        study = CNNStudy([X[i] for i in split.index], split.clips, split.labels, train_cols=cols,
+        cnn = CNNTrainer([X[i] for i in split.index], split.clips, split.labels, train_cols=cols,
                          groups=[hashes[i] for i in split.index], params=params)
 
-    def fit_predict(train, test):
-        fitted = study.fit(train)
-        p = study.proba(fitted, test, 0)
-        if hashes is not None:
+        def fit_predict(train, test):
+            fitted = cnn.fit(train)
+            histories.append({k: fitted.history[k] for k in ("epochs", "best_epoch", "seconds_per_epoch")})
+            p = cnn.proba(fitted.model, test)
             del fitted
             release_keras()
-        return p
+            return p
 
     started = time.time()
     res = evaluate_split(fit_predict, split)
@@ -72,7 +84,7 @@ def run(split, X, *, speaker_norm: bool, cols, hashes=None, params: dict | None 
            "confusion": {c: m["confusion"] for c, m in res.metrics["by_corpus"].items()},
            "seconds": round(time.time() - started, 1)}
     if hashes is not None:
-        out["histories"] = study.history
+        out["histories"] = histories
     log(f"{split.name:28s} norm={speaker_norm!s:5s} " + "  ".join(
         f"{c}: acc {m['accuracy']:.3f} uar {m['uar']:.3f}" for c, m in out["by_corpus"].items()))
     return out
@@ -85,14 +97,16 @@ def main(argv=None) -> int:
     ap.add_argument("--model", choices=("mlp", "cnn"), default="mlp")
     ap.add_argument("--multi", action="store_true", help="with --model cnn: also the multi-corpus folds")
     ap.add_argument("--bundled", action="store_true", help="test the shipped models of --models on other corpora")
-    ap.add_argument("--models", default=str(REPO / "models"))
+    ap.add_argument("--models", default=str(settings.models_dir()))
     ap.add_argument("--only", nargs="+", metavar="PROTOCOL",
                     help="run only these protocols (e.g. 'ravdess→tess' 'tess→ravdess' 'within:tess')")
     ap.add_argument("--epochs", type=int, help="with --model cnn: maximum epochs (smoke runs; default the recipe's)")
     ap.add_argument("--out", help="report file name (default crosscorpus[_cnn|_bundled].json)")
+    ap.add_argument("--every", type=int, default=1, metavar="K",
+                    help="keep every K-th clip of each corpus (smoke runs; default: all)")
     args = ap.parse_args(argv)
 
-    clips = load_clips(args.corpora)
+    clips = [c for name in args.corpora for c in load_clips([name])[::args.every]]
     if args.bundled:
         return bundled(clips, args)
     variants = (ORIGINAL, *VARIANTS)
@@ -125,10 +139,8 @@ def main(argv=None) -> int:
         splits = [by_name[name] for name in args.only if name in by_name]
     extra = {}
     if args.model == "cnn":
-        from ser.training.cnn import DEFAULT_PARAMS
-
         note = library_note()
-        extra = {"model": "cnn", "cnn_params": {**DEFAULT_PARAMS, **({"epochs": args.epochs} if args.epochs else {})},
+        extra = {"model": "cnn", "cnn_params": {**CNN_PARAMS, **({"epochs": args.epochs} if args.epochs else {})},
                  "libraries": note["libraries"], "date": note["date"],
                  "search": "none: ser.cnn.DEFAULT_PARAMS (the bundled CNN's recipe), seed 0; early stopping on 2 "
                            "speakers of the training side, or 10 % of its clips when it has fewer than 4 speakers",
@@ -138,9 +150,7 @@ def main(argv=None) -> int:
     out_name = args.out or ("crosscorpus_cnn.json" if args.model == "cnn" else "crosscorpus.json")
     results = {}
     if args.only:  # adding protocols to an earlier run's report
-        from studies import REPORTS
-
-        earlier = REPORTS / out_name
+        earlier = settings.reports_dir() / out_name
         if earlier.is_file():
             results = json.loads(earlier.read_text()).get("results", {})
             log(f"keeping {sorted(results)} of {out_name}")
@@ -163,15 +173,13 @@ def main(argv=None) -> int:
             **(extra or library_note()),
             "results": results,
             "complete": split is splits[-1],
+            **({"smoke_run": f"every {args.every}th clip of each corpus"} if args.every > 1 else {}),
         })
     return 0
 
 
 def bundled(clips, args) -> int:
     """The shipped models (trained on RAVDESS, every emotion) on each other corpus, file by file."""
-    from ser.audio.io import load_audio
-    from ser.models.base import Recognizer
-
     results, versions = {}, {}
     for kind in ("mlp", "cnn", "ensemble"):
         folder = Path(args.models) / kind

@@ -1,6 +1,6 @@
 """Whole-RAVDESS feature extraction: ser (one STFT per clip, yin, joblib) vs a naive public-script baseline.
 
-    python bench/features.py [--data ../shared/data/ravdess] [--baseline-clips 48]
+    python -m bench.features [--data DIR] [--baseline-clips 48]
 
 The baseline is what typical public SER scripts do: every feature computes its own STFT through
 librosa's high-level calls, pitch with pyin, one process. It runs on a sample of clips (the whole corpus
@@ -11,18 +11,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import tempfile
 import time
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
+from ser.audio.corpora import load_corpus
+from ser.features.handcrafted import extract_corpus
 from ser.settings import default_data_dir
-from ser.audio.corpora import load_corpus  # noqa: E402
-from ser.features.handcrafted import extract_corpus  # noqa: E402
 
 
 def naive_features(path: str) -> np.ndarray:

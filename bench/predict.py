@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -18,12 +17,9 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from ser.settings import default_data_dir
-from ser.audio.corpora import load_corpus  # noqa: E402
+from ser.audio.corpora import load_corpus
 from ser.models.base import Recognizer
-from ser.settings import models_dir  # noqa: E402
+from ser.settings import default_data_dir, models_dir
 
 
 def three_second_clip(folder: Path) -> Path:

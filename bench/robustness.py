@@ -10,7 +10,7 @@ per fold with fixed default parameters (no search):
     random chains of reverberation, white/babble noise 5-20 dB, gain, telephone or codec;
     :func:`ser.degrade.random_chain`), which are not the test conditions;
 ``standard+speaker_norm`` (and ``robust+speaker_norm`` on request)
-    the same with per-speaker standardisation (:mod:`ser.normalize`).
+    the same with per-speaker standardisation (:mod:`ser.models.speaker`).
 
 Each model is tested on the clean test fold and on every degradation of
 :data:`ser.degrade.TEST_CONDITIONS` applied to the test clips (before silence trimming, as real
@@ -22,7 +22,9 @@ batches of k clips, and in single-emotion batches (the failure case).
 Writes ``reports/robustness.json``, ``reports/calibration.json``, ``reports/speaker_norm.json`` and,
 with matplotlib, ``reports/robustness.png`` and ``reports/reliability.png``. Usage::
 
-    python bench/robustness.py [--models standard robust ...] [--inner-splits 3]
+    python -m bench.robustness [--models standard robust ...] [--inner-splits 3] [--actors 3 --dry-run]
+
+Every fit goes through :class:`ser.training.mlp.MLPTrainer`, the library's MLP training.
 """
 
 from __future__ import annotations
@@ -34,14 +36,18 @@ from pathlib import Path
 
 import numpy as np
 
-from studies import REPORTS, MLPStudy, features, library_note, load_clips, log, per_fold_temperature, save_json  # noqa: I001
+from joblib import Parallel, delayed
 
+from ser import settings
 from ser.audio.augment import ORIGINAL, VARIANTS
-from ser.models.calibration import expected_calibration_error, reliability_diagram
-from ser.audio.degrade import TEST_CONDITIONS, TRAINING_VARIANTS
-from ser.training.protocols import classification_metrics, speaker_folds
+from ser.audio.degrade import TEST_CONDITIONS, TRAINING_VARIANTS, parse_variant
+from ser.models.calibration import expected_calibration_error, per_fold_temperature, reliability_diagram
 from ser.models.speaker import speaker_standardize
 from ser.training.metadata import labels_of
+from ser.training.mlp import MLPTrainer
+from ser.training.protocols import classification_metrics, speaker_folds
+
+from .studies import N_JOBS, features, first_actors, library_note, load_clips, log, save_json
 
 MODELS = ("standard", "robust", "standard+speaker_norm", "robust+speaker_norm")
 DEFAULT_MODELS = ("standard", "robust", "standard+speaker_norm")  # robust+speaker_norm: on request
@@ -56,17 +62,16 @@ def _task(X, clips, labels, train_cols, name, k, test, conditions, cond_col, cal
     t0 = time.time()
     y = np.array([labels.index(c.emotion) for c in clips])
     speakers = np.array([c.speaker for c in clips])
-    study = MLPStudy(X, clips, labels, train_cols=train_cols, speaker_norm=name.endswith("speaker_norm"),
-                     params=params)
+    trainer = MLPTrainer(X, clips, labels, train_cols=train_cols, speaker_norm=name.endswith("speaker_norm"))
     train = np.setdiff1d(np.arange(len(clips)), test)
-    model = study.fit(train)
-    out = {"model": name, "fold": k, "proba": {c: study.proba(model, test, cond_col[c]) for c in conditions}}
+    model = trainer.fit(train, params)
+    out = {"model": name, "fold": k, "proba": {c: trainer.proba(model, test, col=cond_col[c]) for c in conditions}}
     out["accuracy"] = float(np.mean(out["proba"]["clean"].argmax(1) == y[test]))
     if calibrate:
-        t, oof = study.temperature(train, n_splits=inner_splits)
+        t, oof = trainer.temperature(train, params, n_splits=inner_splits)
         out["temperature"], out["train_oof_ece"] = t, expected_calibration_error(oof, y[train])
     batch: dict = {}
-    _batch_study(batch, study, model, test, y, speakers, labels, seed=k)
+    _batch_study(batch, trainer, model, test, y, speakers, seed=k)
     out["batch"] = {kind: (v["right"], v["n"]) for kind, v in batch.items()}
     out["seconds"] = time.time() - t0
     return out
@@ -92,7 +97,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     started = time.time()
 
-    clips = [c for c in load_clips(["ravdess"]) if int(c.speaker.split("_")[1]) <= args.actors]
+    clips = first_actors(load_clips(["ravdess"]), args.actors)
     labels = labels_of(clips)
     aug = (ORIGINAL, *VARIANTS)
     extra = tuple(args.robust_variants)
@@ -105,7 +110,6 @@ def main(argv=None) -> int:
     cond_col = {"clean": 0, **{c: col[c] for c in TEST_CONDITIONS}}
     train_cols = {"standard": [col[v] for v in aug], "robust": [col[v] for v in aug + extra]}
     y = np.array([labels.index(c.emotion) for c in clips])
-    speakers = np.array([c.speaker for c in clips])
     folds = speaker_folds(clips)
 
     proba = {m: {c: np.zeros((len(clips), len(labels))) for c in conditions} for m in args.models}
@@ -118,10 +122,6 @@ def main(argv=None) -> int:
         X = np.concatenate([X, features(clips, extra)], axis=1)
     # one task per (model, fold), heaviest (calibrated) first, on N_JOBS processes
     tasks = sorted(((m, k) for m in args.models for k in range(len(folds))), key=lambda t: t[0] not in CALIBRATED)
-    from joblib import Parallel, delayed
-
-    from studies import N_JOBS
-
     params = None
     if args.params_from:
         meta = json.loads((Path(args.params_from) / "metadata.json").read_text())
@@ -241,9 +241,7 @@ def _flagging(p: np.ndarray, y: np.ndarray, threshold: float) -> dict:
 
 
 def _calib(before: np.ndarray, after: np.ndarray, y: np.ndarray) -> dict:
-    from ser.settings import uncertain_below
-
-    t = uncertain_below()
+    t = settings.uncertain_below()
     return {"uncertain_flag": {"raw": _flagging(before, y, t), "calibrated": _flagging(after, y, t)},
             "ece_before": expected_calibration_error(before, y), "ece_after": expected_calibration_error(after, y),
             "mean_confidence_before": float(before.max(1).mean()), "mean_confidence_after": float(after.max(1).mean()),
@@ -251,7 +249,7 @@ def _calib(before: np.ndarray, after: np.ndarray, y: np.ndarray) -> dict:
             "reliability_before": reliability_diagram(before, y), "reliability_after": reliability_diagram(after, y)}
 
 
-def _batch_study(out: dict, study: MLPStudy, model, test, y, speakers, labels, *, seed: int) -> None:
+def _batch_study(out: dict, trainer: MLPTrainer, model, test, y, speakers, *, seed: int) -> None:
     """Accuracy when each test speaker's clean clips are normalised in batches: all of the speaker's
     clips, random batches of k, or single-emotion batches (the failure case).
 
@@ -260,7 +258,7 @@ def _batch_study(out: dict, study: MLPStudy, model, test, y, speakers, labels, *
     no retraining.
     """
     rng = np.random.default_rng(seed)
-    Xc = study.X[test, 0]
+    Xc = trainer.X[test, 0]
     scaler = model.named_steps["scaler"]
     for k in ("all", *BATCH_SIZES, "single_emotion"):
         groups = np.empty(len(test), dtype=object)
@@ -276,8 +274,8 @@ def _batch_study(out: dict, study: MLPStudy, model, test, y, speakers, labels, *
                 for j, r in enumerate(perm):
                     groups[r] = f"{s}|{min(j // k, len(rows) // k - 1)}"  # the remainder joins the last batch
         z = speaker_standardize(Xc, groups)
-        rows_in = z if study.speaker_norm else z * scaler.scale_ + scaler.mean_
-        p = study.proba(model, test, rows=rows_in)
+        rows_in = z if trainer.speaker_norm else z * scaler.scale_ + scaler.mean_
+        p = trainer.proba(model, rows=rows_in)
         slot = out.setdefault(str(k), {"right": 0, "n": 0})
         slot["right"] += int(np.sum(p.argmax(1) == y[test]))
         slot["n"] += len(test)
@@ -285,8 +283,6 @@ def _batch_study(out: dict, study: MLPStudy, model, test, y, speakers, labels, *
 
 
 def _describe(c: str) -> str:
-    from ser.audio.degrade import parse_variant
-
     if c == "clean":
         return "unmodified test clips"
     kind, a = parse_variant(c)
@@ -324,9 +320,10 @@ def _pngs(results: dict, calib: dict, conditions, decision: dict | None, *, mode
         ax.set_title(f"{model} on RAVDESS, speaker-independent (6 folds): accuracy under degraded test audio")
         ax.legend(fontsize=8)
         fig.tight_layout()
-        fig.savefig(REPORTS / f"robustness{suffix}.png")
+        path = settings.reports_dir() / f"robustness{suffix}.png"
+        fig.savefig(path)
         plt.close(fig)
-        log(f"wrote reports/robustness{suffix}.png")
+        log(f"wrote {path}")
     shipped = "robust" if (results.get("robust") and decision and decision["keep_robust_training"]) else "standard"
     if shipped in calib:
         c = calib[shipped]["clean"]
@@ -341,9 +338,10 @@ def _pngs(results: dict, calib: dict, conditions, decision: dict | None, *, mode
         ax.set_title(f"Reliability of the {shipped}-trained {model}, RAVDESS unseen actors", fontsize=9)
         ax.legend(fontsize=8, loc="upper left")
         fig.tight_layout()
-        fig.savefig(REPORTS / f"reliability{suffix}.png")
+        path = settings.reports_dir() / f"reliability{suffix}.png"
+        fig.savefig(path)
         plt.close(fig)
-        log(f"wrote reports/reliability{suffix}.png")
+        log(f"wrote {path}")
 
 
 if __name__ == "__main__":

@@ -18,9 +18,10 @@ K-fold would cost 3 more CNN trainings per fold) and applied to that fold's test
 Writes ``reports/robustness_cnn.json``, ``reports/calibration_cnn.json`` and, with matplotlib,
 ``reports/robustness_cnn.png`` and ``reports/reliability_cnn.png``. Usage::
 
-    python bench/robustness_cnn.py [--models standard robust] [--actors 8] [--epochs N] [--dry-run]
+    python -m bench.robustness_cnn [--models standard robust] [--actors 8] [--epochs N] [--dry-run]
 
-``--actors`` / ``--epochs`` make a quick smoke run (never written as results unless asked).
+``--actors`` / ``--epochs`` make a quick smoke run (never written as results unless asked). Every fit
+goes through :class:`ser.training.cnn.CNNTrainer`, the library's CNN training.
 """
 
 from __future__ import annotations
@@ -33,15 +34,15 @@ os.environ.setdefault("SER_TF_THREADS", "2")  # the CNN trains alone: both cores
 
 import numpy as np  # noqa: E402
 
-from studies import (CNNStudy, library_note, load_clips, log, logmel, per_fold_temperature,  # noqa: E402,I001
-                     release_keras, save_json)
-from robustness import _calib, _describe, _metrics, _pngs  # noqa: E402
-
 from ser.audio.augment import ORIGINAL, VARIANTS  # noqa: E402
-from ser.models.calibration import expected_calibration_error  # noqa: E402
 from ser.audio.degrade import TEST_CONDITIONS, TRAINING_VARIANTS  # noqa: E402
-from ser.training.protocols import speaker_folds  # noqa: E402
+from ser.models.calibration import expected_calibration_error, per_fold_temperature  # noqa: E402
+from ser.training.cnn import DEFAULT_PARAMS, CNNTrainer  # noqa: E402
 from ser.training.metadata import labels_of  # noqa: E402
+from ser.training.protocols import speaker_folds  # noqa: E402
+
+from .robustness import _calib, _describe, _metrics, _pngs  # noqa: E402
+from .studies import first_actors, library_note, load_clips, log, logmel, release_keras, save_json  # noqa: E402
 
 MODELS = ("standard", "robust")
 
@@ -55,7 +56,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     started = time.time()
 
-    clips = [c for c in load_clips(["ravdess"]) if int(c.speaker.split("_")[1]) <= args.actors]
+    clips = first_actors(load_clips(["ravdess"]), args.actors)
     labels = labels_of(clips)
     aug = (ORIGINAL, *VARIANTS)
     extra = TRAINING_VARIANTS if "robust" in args.models else ()
@@ -72,24 +73,24 @@ def main(argv=None) -> int:
 
     results, calib, histories, fold_acc = {}, {}, {}, {}
     for m in args.models:
-        study = CNNStudy(images, clips, labels, train_cols=train_cols[m], groups=hashes, params=params)
+        trainer = CNNTrainer(images, clips, labels, train_cols=train_cols[m], groups=hashes, params=params)
         proba = {c: np.zeros((len(clips), len(labels))) for c in conditions}
         temps, val_ece = [], []
-        fold_acc[m] = []
+        fold_acc[m], histories[m] = [], []
         for k, test in enumerate(folds):
             t0 = time.time()
-            fitted = study.fit(np.setdiff1d(np.arange(len(clips)), test))
+            fitted = trainer.fit(np.setdiff1d(np.arange(len(clips)), test))
+            histories[m].append({key: fitted.history[key] for key in ("epochs", "best_epoch", "seconds_per_epoch")})
             for c in conditions:
-                proba[c][test] = study.proba(fitted, test, cond_col[c])
-            t, pv, yv = study.temperature(fitted)
+                proba[c][test] = trainer.proba(fitted.model, test, col=cond_col[c])
+            t, pv, yv = trainer.temperature(fitted)
             temps.append(t)
             val_ece.append(expected_calibration_error(pv, yv))
             fold_acc[m].append(float(np.mean(proba["clean"][test].argmax(1) == y[test])))
             log(f"{m:9s} fold {k + 1}/{len(folds)}: clean acc {fold_acc[m][-1]:.3f}, T={t:.2f}, "
-                f"{study.history[-1]['epochs']} epochs ({time.time() - t0:.0f} s)")
+                f"{fitted.history['epochs']} epochs ({time.time() - t0:.0f} s)")
             del fitted
             release_keras()
-        histories[m] = study.history
         results[m] = {c: _metrics(y, proba[c], labels) for c in conditions}
         results[m]["clean"]["fold_accuracy"] = fold_acc[m]
 
@@ -110,8 +111,6 @@ def main(argv=None) -> int:
     log(f"ECE before/after: { {m: (round(c['clean']['ece_before'], 3), round(c['clean']['ece_after'], 3)) for m, c in calib.items()} }")
     if args.dry_run:
         return 0
-    from ser.training.cnn import DEFAULT_PARAMS
-
     common = {**{k: v for k, v in library_note().items() if k not in ("mlp_params", "search")},
               "model": "cnn", "cnn_params": {**DEFAULT_PARAMS, **(params or {})},
               "search": "none: ser.cnn.DEFAULT_PARAMS (the bundled CNN's recipe), seed 0",

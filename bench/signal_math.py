@@ -24,23 +24,18 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from ser import plots  # noqa: E402
-from ser.features import signal_math as sm  # noqa: E402
+from ser import plots, settings
+from ser.audio.io import load_audio
+from ser.features import signal_math as sm
 
 SR = 16_000
 
 
 def clip(seconds: float) -> tuple[np.ndarray, str]:
     """Real RAVDESS sentences of one actor concatenated to ``seconds``; synthetic if absent."""
-    env = os.environ.get("SER_DATA_DIR")
-    root = Path(env) if env else REPO.parent / "shared" / "data" / "ravdess"
-    files = sorted((root / "Actor_01").glob("*.flac"))
+    root = settings.corpus_dir("ravdess")
+    files = sorted((root / "Actor_01").glob("*.flac")) if root is not None else []
     if files:
-        from ser.audio.io import load_audio
-
         parts, n = [], 0
         for f in files:
             parts.append(load_audio(f))
@@ -144,17 +139,17 @@ def baseline(y: np.ndarray) -> tuple[dict, dict, float, float, float]:
 def cold_start_s() -> float:
     """analyze + figures, first call in a fresh interpreter (imports and numba JIT included)."""
     code = (
-        "import sys, time; sys.path.insert(0, %r); import numpy as np; t = time.perf_counter(); "
+        "import sys, time; import numpy as np; t = time.perf_counter(); "
         "import ser.features.signal_math as sm, ser.plots as p; "
         "y = np.load(sys.argv[1]); p.signal_math_figures(sm.analyze(y)); "
-        "print(time.perf_counter() - t)" % str(REPO)
+        "print(time.perf_counter() - t)"
     )
     import tempfile
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "clip.npy"
         np.save(path, CLIP)
-        out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True,
+        out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, cwd=settings.PROJECT,
                              text=True, check=True, timeout=300)
     return float(out.stdout.strip().splitlines()[-1])
 

@@ -10,7 +10,7 @@ other, each written to a WAV and predicted with ``recognizer.predict(path)`` (de
 features, network, one window at a time), on the first ``--baseline-minutes`` of the recording
 (its speed does not depend on the length). Prints figures only. Usage::
 
-    python bench/timeline.py [--minutes 30] [--model mlp] [--baseline-minutes 5] [--repeat 1]
+    python -m bench.timeline [--minutes 30] [--model mlp] [--baseline-minutes 5] [--repeat 1]
 
 ``SER_MODELS_DIR`` chooses the models folder (a tiny MLP: ``python train.py mlp --speakers 01 02
 --no-search --no-importance --models-dir /tmp/m``).
@@ -27,22 +27,22 @@ import time
 from pathlib import Path
 
 import numpy as np
+import soundfile as sf
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from ser import settings
+from ser.errors import SerError
+from ser.models.registry import get_recognizer
+from ser.serving.timeline import timeline_report
 
 SR = 16_000
 
 
 def long_recording(minutes: float, *, seed: int = 0) -> np.ndarray:
     """RAVDESS files joined by pauses, to ``minutes`` long (float32 at 16 kHz)."""
-    import soundfile as sf
-
-    env = os.environ.get("SER_DATA_DIR")
-    root = Path(env) if env else REPO.parent / "shared" / "data" / "ravdess"
-    files = sorted(root.glob("Actor_*/*.flac"))
+    root = settings.corpus_dir("ravdess")
+    files = sorted(root.glob("Actor_*/*.flac")) if root is not None else []
     if not files:
-        sys.exit(f"RAVDESS not found under {root} (set SER_DATA_DIR)")
+        sys.exit(f"RAVDESS not found under {settings.data_root()} (set SER_DATA_DIR)")
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(files))
     parts, n, target = [], 0, int(minutes * 60 * SR)
@@ -60,10 +60,6 @@ def long_recording(minutes: float, *, seed: int = 0) -> np.ndarray:
 
 def naive(path: Path, rec, *, minutes: float, window_s: float = 3.0) -> tuple[float, float, int, int]:
     """Fixed windows, each re-loaded from a file and predicted alone: (audio s, compute s, ok, failed)."""
-    import soundfile as sf
-
-    from ser.errors import SerError
-
     y, sr = sf.read(path, dtype="float32", frames=int(minutes * 60 * SR))
     win = int(window_s * sr)
     ok = failed = 0
@@ -87,12 +83,6 @@ def main() -> None:
     ap.add_argument("--baseline-minutes", type=float, default=5.0)
     ap.add_argument("--repeat", type=int, default=1)
     args = ap.parse_args()
-
-    import soundfile as sf
-
-    from ser.models.registry import get_recognizer
-    from ser.serving.timeline import timeline_report
-
     rec = get_recognizer(args.model)
     print(f"model: {rec.kind} {rec.metadata.get('version', '')}; cores: {os.cpu_count()}; "
           f"load average: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")

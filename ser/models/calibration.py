@@ -26,6 +26,7 @@ __all__ = [
     "expected_calibration_error",
     "reliability_diagram",
     "out_of_fold_proba",
+    "per_fold_temperature",
     "calibration_summary",
     "EPS",
 ]
@@ -158,6 +159,34 @@ def out_of_fold_proba(
         if out is None:
             out = np.zeros((len(groups), p.shape[1]))
         out[test] = p
+    return out
+
+
+def per_fold_temperature(
+    proba: np.ndarray, temperatures: Sequence[float], folds: Sequence[np.ndarray]
+) -> np.ndarray:
+    """Out-of-fold ``proba`` with each fold's rows scaled by the temperature of that fold.
+
+    Parameters
+    ----------
+    proba : np.ndarray [shape=(n, k)]
+        Pooled test predictions of a protocol's folds.
+    temperatures : sequence of float
+        ``T`` of each fold, fitted on its own training side only.
+    folds : sequence of np.ndarray
+        Rows of ``proba`` each fold tested (same order as ``temperatures``).
+
+    Returns
+    -------
+    proba_T : np.ndarray [shape=(n, k)]
+        Rows of no fold are left as they were.
+    """
+    if len(temperatures) != len(folds):
+        raise ValueError(f"Expected one temperature per fold, got {len(temperatures)} for {len(folds)} folds.")
+    proba = np.asarray(proba, dtype=np.float64)
+    out = proba.copy()
+    for t, rows in zip(temperatures, folds):
+        out[rows] = apply_temperature(proba[rows], t)
     return out
 
 

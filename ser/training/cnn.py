@@ -17,7 +17,7 @@ import json
 import time
 from dataclasses import dataclass
 from functools import partial
-from typing import Sequence
+from typing import Any, NamedTuple, Sequence
 
 import numpy as np
 from sklearn.model_selection import StratifiedGroupKFold
@@ -26,11 +26,13 @@ from ..audio.augment import ORIGINAL, VARIANTS
 from ..audio.corpora import Clip
 from ..features.handcrafted import map_corpus
 from ..features.logmel import SpectrogramConfig, logmel_windows
+from ..models.calibration import fit_temperature
 from ..models.cnn import CNNRecognizer, build_cnn, keras_module
 from .metadata import Progress, audio_settings, data_summary, labels_of, library_versions, noop_progress
 from .protocols import PROTOCOLS, confused_pairs, protocol_splits, run_protocol
 
-__all__ = ["DEFAULT_PARAMS", "CNNReport", "logmel_corpus", "validation_split", "fit_cnn", "train_cnn", "oof_of"]
+__all__ = ["DEFAULT_PARAMS", "CNNReport", "CNNTrainer", "FittedCNN", "logmel_corpus", "validation_split", "fit_cnn",
+           "train_cnn", "oof_of"]
 
 #: Network and training defaults (``train_cnn(params=...)`` overrides them). Chosen among six
 #: candidates (3 or 4 blocks, global or frequency-keeping head, learning rate 1e-3 or 2e-3) on one
@@ -275,6 +277,88 @@ def fit_cnn(
     return model, h
 
 
+class FittedCNN(NamedTuple):
+    """A network trained on a training side: the model, its history, the validation clips."""
+
+    model: Any
+    history: dict
+    val_idx: np.ndarray
+
+
+class CNNTrainer:
+    """Fits of the CNN on cached log-mel windows, their probabilities and temperatures.
+
+    What :func:`train_cnn` and the CNN studies in ``bench/`` share: a training side is split into
+    fit and validation speakers (:func:`validation_split`), trained with :func:`fit_cnn`, and clips
+    are predicted as the mean softmax over their windows, in ``labels`` order.
+
+    Parameters
+    ----------
+    images : list of lists of np.ndarray
+        ``images[i][j]``: windows of clip ``i`` in variant column ``j`` (:func:`logmel_corpus`);
+        column 0 is the clip as recorded.
+    clips : sequence of Clip
+    labels : sequence of str
+        Columns of every probability matrix (the network's own order is sorted ``labels``).
+    train_cols : sequence of int, optional
+        Variant columns training images come from (default: every column; must start with 0).
+    groups : sequence of str, optional
+        Identical-recording ids (file hashes) for the clip-level validation fallback.
+    params : dict, optional
+        Overrides of :data:`DEFAULT_PARAMS`.
+    seed : int
+    """
+
+    def __init__(self, images: list, clips: Sequence[Clip], labels: Sequence[str], *,
+                 train_cols: Sequence[int] | None = None, groups: Sequence[str] | None = None,
+                 params: dict | None = None, seed: int = 0):
+        self.images = images
+        self.clips = list(clips)
+        self.labels = list(labels)
+        self.classes = sorted(self.labels)
+        self.y = np.array([self.classes.index(c.emotion) for c in self.clips])
+        self.train_cols = None if train_cols is None else list(train_cols)
+        if self.train_cols is not None and self.train_cols[:1] != [0]:
+            raise ValueError(f"train_cols must start with column 0 (the clip as recorded), got {self.train_cols}.")
+        self.groups = groups
+        self.params = {**DEFAULT_PARAMS, **(params or {})}
+        self.seed = seed
+
+    def _columns(self, idx: np.ndarray, cols: Sequence[int] | None) -> list:
+        """``images`` with only clips ``idx`` holding only columns ``cols`` (``None``: all of it)."""
+        if cols is None:
+            return self.images
+        view: list = [[] for _ in self.images]
+        for i in idx:
+            view[i] = [self.images[i][c] for c in cols]
+        return view
+
+    def fit(self, train_idx: np.ndarray, *, on_epoch=None) -> FittedCNN:
+        """A network trained on clips ``train_idx`` (every training column), early-stopped on
+        ``params["validation_speakers"]`` of their speakers; ``history["validation_speakers"]`` names them."""
+        fit_idx, val_idx = validation_split(self.clips, train_idx, n_speakers=int(self.params["validation_speakers"]),
+                                            seed=self.seed, groups=self.groups)
+        images = self._columns(np.concatenate([fit_idx, val_idx]), self.train_cols)
+        model, hist = fit_cnn(images, self.y, fit_idx, val_idx, n_classes=len(self.classes), params=self.params,
+                              seed=self.seed, on_epoch=on_epoch)
+        hist["validation_speakers"] = sorted({self.clips[i].speaker for i in val_idx})
+        return FittedCNN(model, hist, val_idx)
+
+    def proba(self, model, idx: np.ndarray, *, col: int = 0) -> np.ndarray:
+        """Probabilities ``[len(idx), len(labels)]`` of clips ``idx`` in column ``col`` (mean over windows)."""
+        idx = np.asarray(idx)
+        p = _clip_proba(model, self._columns(idx, None if col == 0 else [col]), idx)
+        return p[:, [self.classes.index(lab) for lab in self.labels]]
+
+    def temperature(self, fitted: FittedCNN) -> tuple[float, np.ndarray, np.ndarray]:
+        """``T`` fitted on the clips of the validation speakers as recorded: held out of the gradient
+        steps but on the training side (they chose the early-stopping epoch, so ``T`` may be a little
+        small). Returns ``(T, their probabilities, their label columns)``."""
+        p = self.proba(fitted.model, fitted.val_idx)
+        y = np.array([self.labels.index(self.clips[i].emotion) for i in fitted.val_idx])
+        return fit_temperature(p, y), p, y
+
+
 # -- training run ---------------------------------------------------------------------------------
 
 @dataclass
@@ -332,7 +416,6 @@ def train_cnn(
         p["batch_size"] = int(batch_size)
     labels = labels_of(clips)
     classes = sorted(labels)
-    y = np.array([classes.index(c.emotion) for c in clips])
     all_variants = (ORIGINAL, *variants)
     progress(0.0, f"log-mel images of {len(clips)} clips x {len(all_variants)} variants")
     images, hashes = logmel_corpus([c.path for c in clips], config=config, variants=all_variants, n_jobs=n_jobs)
@@ -342,10 +425,9 @@ def train_cnn(
     n_fits = sum(n_folds.values()) + int(final)
     done = [0]
 
-    def train(train_idx: np.ndarray, stage: str):
-        fit_idx, val_idx = validation_split(clips, train_idx, n_speakers=int(p["validation_speakers"]),
-                                            seed=seed, groups=hashes)
+    trainer = CNNTrainer(images, clips, labels, groups=hashes, params=p, seed=seed)
 
+    def train(train_idx: np.ndarray, stage: str):
         def epoch_done(epoch: int, logs: dict) -> None:
             msg = (f"{stage} epoch {epoch}: loss {logs.get('loss', float('nan')):.3f} "
                    f"acc {logs.get('accuracy', float('nan')):.3f} val_loss {logs.get('val_loss', float('nan')):.3f} "
@@ -354,11 +436,9 @@ def train_cnn(
             if on_epoch is not None:
                 on_epoch(stage, epoch, logs)
 
-        model, hist = fit_cnn(images, y, fit_idx, val_idx, n_classes=len(classes), params=p, seed=seed,
-                              on_epoch=epoch_done)
-        hist["validation_speakers"] = sorted({clips[i].speaker for i in val_idx})
+        fitted = trainer.fit(train_idx, on_epoch=epoch_done)
         done[0] += 1
-        return model, hist
+        return fitted.model, fitted.history
 
     results, fold_histories, timings = {}, {}, {"images": round(t_images, 1)}
     for protocol in protocols:
@@ -368,8 +448,7 @@ def train_cnn(
         def fit_predict(train_idx: np.ndarray, test_idx: np.ndarray, _h=histories, _p=protocol) -> np.ndarray:
             model, hist = train(train_idx, f"{_p} {len(_h) + 1}/{n_folds[_p]}")
             _h.append(hist)
-            proba = _clip_proba(model, images, test_idx)  # network order → labels order
-            return proba[:, [classes.index(lab) for lab in labels]]
+            return trainer.proba(model, test_idx)
 
         res = run_protocol(fit_predict, clips, protocol=protocol, labels=labels, groups=hashes, seed=42)
         ids = [clips[i].clip_id for i in res.test_index]
