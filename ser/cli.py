@@ -28,7 +28,7 @@ from . import settings
 from .audio.augment import VARIANTS
 from .audio.corpora import load_corpus
 from .cluster import parallel_context
-from .errors import DataError, ModelError, SerError
+from .errors import DataError, ModelError, ParameterError, SerError
 from .hub.transfer import pull, push
 from .reports import protocol_table, update_readme
 from .serving.batch import CsvRun, predict_to_csv
@@ -300,29 +300,37 @@ def _cmd_deep(args) -> int:
 
 
 def _cmd_predict(args) -> int:
-    bar = tqdm(unit="file", desc="predict", disable=args.no_progress, file=sys.stderr, dynamic_ncols=True)
+    bar = None  # drawn once the model is loaded and the inputs are known: an error stays one line
 
     def start(run: CsvRun) -> None:
-        bar.reset(total=run.total)
-        bar.update(run.skipped)
+        nonlocal bar
         if run.skipped:
             print(f"resuming: {run.skipped} of {run.total} files already in {run.out}; "
                   f"{run.total - run.skipped} to go", file=sys.stderr)
+        bar = tqdm(total=run.total, initial=run.skipped, unit="file", desc="predict", disable=args.no_progress,
+                   file=sys.stderr, dynamic_ncols=True)
 
     try:
         run = predict_to_csv(args.inputs, model=args.model, out=args.out, n_jobs=args.jobs, chunk=args.chunk,
                              scheduler=args.scheduler, retry_errors=args.retry_errors, on_start=start,
-                             on_rows=bar.update)
+                             on_rows=lambda n: bar.update(n))
     finally:
-        bar.close()
+        if bar is not None:
+            bar.close()
     print(f"{run.predicted - run.failed} predicted, {run.failed} could not be read, {run.skipped} skipped "
           f"(already done)" + (f"; results in {run.out}" if run.out else ""), file=sys.stderr)
     return 0
 
 
 def _cmd_report(args) -> int:
-    changed = update_readme(args.readme, args.models_dir or settings.models_dir())
-    print(f"{args.readme} updated" if changed else f"{args.readme} already up to date", file=sys.stderr)
+    readme = Path(args.readme)
+    if not readme.is_file():
+        raise ParameterError(f"No README at {readme}; pass --readme FILE.")
+    try:
+        changed = update_readme(readme, args.models_dir or settings.models_dir())
+    except ValueError as e:  # the file lacks the marked blocks
+        raise ParameterError(f"{readme}: {e}") from None
+    print(f"{readme} updated" if changed else f"{readme} already up to date", file=sys.stderr)
     return 0
 
 

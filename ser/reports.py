@@ -315,7 +315,7 @@ def card_section(metadata: dict, root: str | os.PathLike | None = None) -> str:
 
 
 def readme_tables(root: str | os.PathLike | None = None) -> str:
-    """The README's block of study tables (``python -m ser.report`` writes it; a test compares)."""
+    """The README's block of study tables (``python -m ser report`` writes it; a test compares)."""
     def get(name):
         return load_report(name, root) or {}
 
