@@ -21,23 +21,31 @@ import functools
 import io
 import logging
 import os
+import signal
 import sys
 import threading
+import time
+import urllib.request
 from pathlib import Path
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 import gradio as gr  # noqa: E402
+from gradio.context import LocalContext  # noqa: E402  (the running event's id: an idle live stream is closed by it)
+from starlette.middleware import Middleware  # noqa: E402
 
 from ser import reports as studies  # noqa: E402
 from ser import settings  # noqa: E402
 from ser.audio.io import ACCEPTED  # noqa: E402
-from ser.errors import SerError  # noqa: E402
+from ser.errors import AudioError, ParameterError, SerError  # noqa: E402
 from ser.models import explain as ser_explain  # noqa: E402
 from ser.models.registry import ModelRegistry  # noqa: E402
 from ser.serving import batch as ser_batch  # noqa: E402
 from ser.serving import service  # noqa: E402
+from ser.serving.guards import RefuseNul  # noqa: E402
+from ser.serving.scratch import ScratchFolder  # noqa: E402
+from ser.serving.streams import StreamGate  # noqa: E402
 from ser.serving import timeline as ser_timeline  # noqa: E402
 
 log = logging.getLogger("ser.app")
@@ -57,6 +65,11 @@ UPLOAD_TTL_S = settings.upload_ttl_s()
 
 #: The models this process serves; a new one replaces the old only once fully saved.
 REGISTRY = ModelRegistry()
+#: Live microphone streams: a concurrency group of their own (they wait between chunks and must never
+#: hold the places of /predict and the other inference endpoints), a share per client, closed when idle.
+LIVE_STREAMS = settings.live_streams()
+LIVE_TIME_LIMIT_S = 600
+LIVE = StreamGate(per_client=settings.live_per_client(), idle_s=settings.live_idle_s())
 
 
 def user_errors(fn):
@@ -164,31 +177,75 @@ def predict_batch(files: list[str] | None, model: str = "mlp") -> list[dict]:
     return ser_batch.predict_batch(files or [], model, registry=REGISTRY)
 
 
+def live_ready(chunk, state, model: str = "mlp", request: gr.Request = None):
+    """Before a live stream is queued: it starts with audio, and its client has a place left.
+    (A validator answers for each input; the refusal is the audio's.)"""
+    ok = gr.validate(True, "")
+    if chunk is None:
+        return gr.validate(False, "No audio: a live stream starts with a microphone chunk."), ok, ok
+    try:
+        LIVE.admit(client_of(request))
+    except SerError as e:
+        return gr.validate(False, str(e)), ok, ok
+    return ok, ok, ok
+
+
 @user_errors
-def live(chunk, state, model: str = "mlp"):
+def live(chunk, state, model: str = "mlp", request: gr.Request = None):
     """A streamed microphone chunk in, the smoothed current emotion out (about once a second)."""
+    if chunk is None and (state is None or not state.received_s):
+        raise AudioError("No audio: a live stream starts with a microphone chunk.")  # ends it at once
+    # the event id comes with a stream's first chunk only; the page session with all of them
+    LIVE.chunk(str(getattr(request, "session_hash", None) or ""), client=client_of(request),
+               event_id=LocalContext.event_id.get(None))
     state, r = ser_timeline.stream_update(state, chunk, recognizer=REGISTRY.get(model))
     return state, r["probabilities"] or {}, f"{r['status'].capitalize()} · {r['time_s']:.0f} s"
 
 
-def live_stop(state):
+def live_stop(state, request: gr.Request = None):
+    LIVE.end(str(getattr(request, "session_hash", None) or ""))
     state, s = ser_timeline.stream_stop(state)
     return state, f"Stopped after {s['duration_s']:.0f} s ({s['emotions'] or 'nothing voiced'})."
 
 
+def close_idle_streams(url: str, *, every_s: float = 1.0) -> None:
+    """Forever: close the live streams that sent no audio for ``SER_LIVE_IDLE_S`` (:meth:`StreamGate.idle`)
+    through Gradio's own route for a stream the browser stops, so their places are freed."""
+    while True:
+        time.sleep(every_s)
+        for event_id in LIVE.idle():
+            close = urllib.request.Request(f"{url}gradio_api/stream/{event_id}/close", data=b"", method="POST")
+            try:
+                urllib.request.urlopen(close, timeout=5).close()
+            except OSError as e:  # already over (404), or the server is stopping
+                log.debug("closing idle live stream %s: %s", event_id, e)
+
+
 # -- renderers: API values -> components (private events) ------------------------------------
+@user_errors
 def show_batch(rows: list[dict]):
-    import tempfile
+    if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+        raise ParameterError("Expected the rows of /predict_batch: a list of objects, one per file.")
 
-    path = Path(tempfile.mkdtemp(prefix="ser-batch-")) / "predictions.csv"
-    ser_batch.rows_to_csv(rows, path)
+    def write(folder: Path) -> str:
+        path = folder / "predictions.csv"
+        ser_batch.rows_to_csv(rows, path)
+        return str(path)
+
+    path = SCRATCH.write("batch-", write)
     cols = list(rows[0]) if rows else []
-    return gr.Dataframe(value=[[r.get(c, "") for c in cols] for r in rows], headers=cols), str(path)
+    return gr.Dataframe(value=[[r.get(c, "") for c in cols] for r in rows], headers=cols), path
 
 
+@user_errors
 def timeline_files(result: dict) -> list[str]:
     """The timeline as CSV and JSON files to download."""
-    return [str(p) for p in ser_timeline.export_files(result)]
+    if not isinstance(result, dict) or not isinstance(result.get("segments"), list):
+        raise ParameterError("Expected the result of /timeline: an object with its segments.")
+    try:
+        return SCRATCH.write("timeline-", lambda folder: [str(p) for p in ser_timeline.export_files(result, folder)])
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise ParameterError(f"Expected the result of /timeline; this one cannot be written ({e!r:.80}).") from None
 
 
 def show_prediction(result: dict):
@@ -530,8 +587,10 @@ def build_demo() -> gr.Blocks:
         explain_btn.click(explain, [audio, model], explain_json, api_name="explain", **inference).success(
             show_explanation, explain_json, explain_plot, api_name="show_explanation", **render)
         live_audio.stream(live, [live_audio, live_state, model], [live_state, live_label, live_md], stream_every=1.0,
-                          time_limit=600, api_visibility="private", concurrency_id="inference")
-        live_audio.stop_recording(live_stop, live_state, [live_state, live_md], api_visibility="private")
+                          time_limit=LIVE_TIME_LIMIT_S, api_visibility="private", validator=live_ready,
+                          concurrency_limit=LIVE_STREAMS, concurrency_id="live")
+        live_audio.stop_recording(live_stop, live_state, [live_state, live_md], api_visibility="private",
+                                  concurrency_limit=None)
         batch_btn.click(predict_batch, [batch_files, batch_model], batch_json, api_name="predict_batch",
                         **inference).success(show_batch, batch_json, [batch_table, batch_csv], api_name="show_batch",
                                              **render)
@@ -561,6 +620,10 @@ def build_demo() -> gr.Blocks:
 
 
 demo = build_demo()
+#: Every file this server writes itself (batch and timeline downloads): one folder of its own inside
+#: Gradio's cache (served in place, expired with the uploads), at most SER_SCRATCH_MAX_MB, removed at exit.
+SCRATCH = ScratchFolder(Path(demo.GRADIO_CACHE) / f"ser-{os.getpid()}", ttl_s=UPLOAD_TTL_S,
+                        max_bytes=settings.scratch_max_bytes())
 
 
 def limit_malloc_arenas(n: int = 2) -> None:
@@ -604,9 +667,12 @@ def main(argv: list[str] | None = None) -> int:
         log.info(message)
     if args.share and os.environ.get("SPACE_ID"):
         args.share = False  # a Space is already public; Gradio ignores share there
+    # whose X-Forwarded-For names the client (per-client limits): nobody, or the Space's proxy; see settings
+    os.environ["FORWARDED_ALLOW_IPS"] = settings.trusted_proxies()
     # run_history off: the browser would keep every call's inputs, admin and Hub tokens included
     launch = dict(server_name=args.host, server_port=args.port, max_file_size=settings.max_bytes(),
-                  prevent_thread_lock=True, show_error=False, run_history=False)
+                  prevent_thread_lock=True, show_error=False, run_history=False,
+                  app_kwargs={"middleware": [Middleware(RefuseNul)]})
     if settings.flag("SER_MCP"):  # predict/analyze/timeline as MCP tools; needs the gradio[mcp] extra
         try:
             import mcp  # noqa: F401
@@ -631,14 +697,26 @@ def main(argv: list[str] | None = None) -> int:
         if not app.share_url:
             print(f"No public share link could be created (offline, or the tunnel is unavailable); serving "
                   f"locally only at http://{args.host}:{args.port}.", flush=True)
+    threading.Thread(target=close_idle_streams, args=(app.local_url,), daemon=True, name="idle-streams").start()
     if not args.no_warm_up:
         threading.Thread(target=service.warm_up, args=(REGISTRY, EXAMPLES[0] if EXAMPLES else None),
                          daemon=True, name="warm-up").start()
+    # SIGTERM (how a Space or a container stops) ends the server as Ctrl-C does: Gradio deletes the
+    # uploads and its cache, and this server's own folder goes too
+    signal.signal(signal.SIGTERM, stop_on_sigterm)
     try:
-        app.block_thread()
-    except (KeyboardInterrupt, OSError):
-        app.close()
+        while app.is_running:
+            time.sleep(0.2)
+    except KeyboardInterrupt:
+        pass
+    finally:  # Blocks.close ends the clients' heartbeats first, so the server stops at once and Gradio
+        app.close()  # deletes the uploads and its cache on the way out
+        SCRATCH.close()
     return 0
+
+
+def stop_on_sigterm(signum, frame) -> None:
+    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":

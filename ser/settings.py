@@ -28,7 +28,12 @@ variable                    meaning                                             
 ``SER_MODEL_REVISION``      its revision, when not given after ``@``                        none
 ``SER_INFERENCE_CONCURRENCY`` predictions the app runs at once                              2
 ``SER_QUEUE_MAX``           requests waiting in the app's queue                             64
+``SER_LIVE_STREAMS``        live microphone streams served at once (their own group)        4
+``SER_LIVE_PER_CLIENT``     live streams one client address may hold                        2
+``SER_LIVE_IDLE_S``         a live stream that sent no audio this long is closed, seconds   10
+``SER_TRUSTED_PROXIES``     addresses whose X-Forwarded-For names the client (``,``-list)   none; a Space: private networks
 ``SER_UPLOAD_TTL_S``        seconds an uploaded file is kept                                3600
+``SER_SCRATCH_MAX_MB``      the server's own files (downloads) in total, MiB                256
 ``SER_WARM_UP``             ``0``: the app skips its background warm-up                     on
 ``SER_MCP``                 ``1``: serve the endpoints as MCP tools too                     off
 ``SER_BENCH_JOBS``          worker processes of the studies in ``bench/``                   2
@@ -56,6 +61,9 @@ __all__ = [
     "flag",
     "inference_concurrency",
     "is_public",
+    "live_idle_s",
+    "live_per_client",
+    "live_streams",
     "max_bytes",
     "max_decoded_bytes",
     "max_duration_s",
@@ -65,7 +73,9 @@ __all__ = [
     "models_dir",
     "queue_max",
     "reports_dir",
+    "scratch_max_bytes",
     "tf_threads",
+    "trusted_proxies",
     "train_jobs",
     "uncertain_below",
     "upload_ttl_s",
@@ -270,9 +280,52 @@ def queue_max() -> int:
     return _positive("SER_QUEUE_MAX", 64, int, "a whole number")
 
 
+def live_streams() -> int:
+    """Live microphone streams the app serves at once (``SER_LIVE_STREAMS``), in a group of their own."""
+    return _positive("SER_LIVE_STREAMS", 4, int, "a whole number")
+
+
+def live_per_client() -> int:
+    """Live streams one client address may hold at once (``SER_LIVE_PER_CLIENT``)."""
+    return _positive("SER_LIVE_PER_CLIENT", 2, int, "a whole number")
+
+
+def live_idle_s() -> float:
+    """Seconds without audio after which a live stream is closed (``SER_LIVE_IDLE_S``; the browser
+    sends a chunk every second)."""
+    return _positive("SER_LIVE_IDLE_S", 10.0, float, "a number of seconds")
+
+
+#: The Space's proxy reaches the app from the Space's private network.
+PRIVATE_NETWORKS = "10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7"
+
+
+def trusted_proxies() -> str:
+    """Addresses (IPs or networks, comma-separated) whose ``X-Forwarded-For`` header is believed
+    (``SER_TRUSTED_PROXIES``; uvicorn's ``FORWARDED_ALLOW_IPS``).
+
+    Default: nobody, so a client on the same host cannot choose its address with the header; on a
+    Hugging Face Space (``SPACE_ID``), the private networks its proxy connects from, so each
+    visitor is counted under its own address (the proxy appends it; what a client writes in the
+    header itself is ignored, since the address is read from the right). ``-`` trusts nobody.
+    """
+    raw = _raw("SER_TRUSTED_PROXIES")
+    if raw == "-":
+        return ""
+    if raw:
+        return raw
+    return PRIVATE_NETWORKS if _raw("SPACE_ID") else ""
+
+
 def upload_ttl_s() -> int:
     """Seconds an uploaded file (and every file the server writes) is kept (``SER_UPLOAD_TTL_S``)."""
     return _positive("SER_UPLOAD_TTL_S", 3600, int, "a whole number of seconds")
+
+
+def scratch_max_bytes() -> int:
+    """Bytes the server's own files (batch and timeline downloads) may take together
+    (``SER_SCRATCH_MAX_MB``, MiB); the oldest are removed first."""
+    return int(_positive("SER_SCRATCH_MAX_MB", 256.0, float, "a number of MiB") * 2**20)
 
 
 def warm_up() -> bool:

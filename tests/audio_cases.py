@@ -27,7 +27,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-__all__ = ["Case", "CASE_NAMES", "make_cases", "speech_like", "SR", "VOICED_S", "LEAD_S"]
+__all__ = ["Case", "CASE_NAMES", "make_cases", "speech_like", "zeros_flac", "claim_frames", "bomb_8ch_192k", "SR", "VOICED_S",
+           "LEAD_S"]
 
 SR = 16_000  # Hz, the rate of the reference clip
 VOICED_S = 1.6  # seconds of voicing in speech_like()
@@ -237,3 +238,31 @@ def make_cases(tmp_dir: str | Path) -> list[Case]:
     order = {name: i for i, name in enumerate(CASE_NAMES)}
     assert {c.name for c in cases} <= set(order), "every case must be listed in CASE_NAMES"
     return sorted(cases, key=lambda c: order[c.name])
+
+
+def zeros_flac(path: Path, *, rate: int, channels: int, seconds: float) -> Path:
+    """``seconds`` of digital silence as 16-bit FLAC (compresses to almost nothing)."""
+    with sf.SoundFile(path, "w", rate, channels, subtype="PCM_16", format="FLAC") as out:
+        block = np.zeros((rate * 10, channels), np.int16)
+        for _ in range(int(seconds // 10)):
+            out.write(block)
+    return path
+
+
+def claim_frames(flac: Path, frames: int) -> Path:
+    """Rewrite the total-samples field of a FLAC's STREAMINFO (36 bits at byte 21): the header of a
+    longer file of the same kind, in milliseconds instead of seconds of encoding."""
+    data = bytearray(Path(flac).read_bytes())
+    assert data[:4] == b"fLaC" and data[4] & 0x7F == 0  # STREAMINFO comes first
+    field_ = int.from_bytes(data[21:26], "big")
+    field_ = (field_ & ~((1 << 36) - 1)) | frames
+    data[21:26] = field_.to_bytes(5, "big")
+    Path(flac).write_bytes(bytes(data))
+    return Path(flac)
+
+
+def bomb_8ch_192k(folder: Path) -> Path:
+    """The issue's file: 590 s of 8-channel 192 kHz silence (0.9 MB of FLAC, 3.5 GiB decoded), as its
+    header (10 s of it, claiming 590 s)."""
+    return claim_frames(zeros_flac(Path(folder) / "bomb_8ch_192k.flac", rate=192_000, channels=8, seconds=10),
+                        590 * 192_000)

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scipy.signal import resample_poly
 
-from audio_cases import CASE_NAMES, LEAD_S, SR, VOICED_S, make_cases, speech_like
+from audio_cases import CASE_NAMES, LEAD_S, SR, VOICED_S, bomb_8ch_192k, make_cases, speech_like
 from ser.audio import io as audio
 from ser.audio.io import MAX_SR, MIN_SR, SAMPLE_RATE, TRIM_FRAME_LENGTH, TRIM_HOP_LENGTH, load_audio, to_mono, trim_silence
 from ser.errors import AudioError, SerError
@@ -541,14 +541,6 @@ def test_damaged_files_load_or_raise_audio_error(cases, name, keep, flips):
 # --- decoded size: a small file may hold hours of many channels -----------------------------
 
 
-def _zeros_flac(path: Path, *, rate: int, channels: int, seconds: float) -> Path:
-    with sf.SoundFile(path, "w", rate, channels, subtype="PCM_16", format="FLAC") as out:
-        block = np.zeros((rate * 10, channels), np.int16)
-        for _ in range(int(seconds // 10)):
-            out.write(block)
-    return path
-
-
 def test_default_budget_admits_long_timelines_and_long_stereo_clips(monkeypatch):
     from ser import settings as ser_settings
 
@@ -559,22 +551,10 @@ def test_default_budget_admits_long_timelines_and_long_stereo_clips(monkeypatch)
     assert 590 * 192_000 * 8 * 4 > budget  # the issue's 8-channel 192 kHz FLAC
 
 
-def _claim_frames(flac: Path, frames: int) -> Path:
-    """Rewrite the total-samples field of a FLAC's STREAMINFO (36 bits at byte 21): the header of a
-    longer file of the same kind, in milliseconds instead of seconds of encoding."""
-    data = bytearray(flac.read_bytes())
-    assert data[:4] == b"fLaC" and data[4] & 0x7F == 0  # STREAMINFO comes first
-    field = int.from_bytes(data[21:26], "big")
-    field = (field & ~((1 << 36) - 1)) | frames
-    data[21:26] = field.to_bytes(5, "big")
-    flac.write_bytes(bytes(data))
-    return flac
-
-
 def test_eight_channels_at_192k_refused_from_the_header(tmp_path, monkeypatch):
     """The issue's file: 590 s of 8-channel 192 kHz zeros, 0.9 MB of FLAC, 3.5 GiB decoded. Refused
     before any sample is read (the header of 10 s of it, claiming 590 s)."""
-    path = _claim_frames(_zeros_flac(tmp_path / "bomb.flac", rate=192_000, channels=8, seconds=10), 590 * 192_000)
+    path = bomb_8ch_192k(tmp_path)
     assert sf.info(path).frames == 590 * 192_000 and sf.info(path).channels == 8
 
     def no_decoding(*args, **kwargs):

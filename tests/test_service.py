@@ -108,6 +108,8 @@ def test_public_messages_do_not_show_server_paths(local):
     assert shown == ("…/v1/model.skops is corrupt or was modified; '…/abc/clip.wav' is not audio. "
                      "Use ../shared/data or 1/2 of it.")
     assert "/srv" not in shown and "/tmp" not in shown
+    # a path of two parts (Gradio's upload folder) keeps only its last
+    assert service.public_text("/tmp/gradio is a folder, not an audio file") == "…/gradio is a folder, not an audio file"
 
 
 def test_wrong_admin_tokens_are_limited_per_client(local):
@@ -157,6 +159,10 @@ def test_data_folders_must_lie_under_an_allowed_root(roots):
             service.resolve_data_dir(bad)
     with pytest.raises(DataError, match="not found"):
         service.resolve_data_dir(str(allowed / "missing"))
+    with pytest.raises(DataError, match="NUL byte"):
+        service.resolve_data_dir(str(allowed / "cor\x00pus"))
+    with pytest.raises(DataError, match="cannot be read: File name too long"):
+        service.resolve_data_dir(str(allowed / ("x" * 5000)))
 
 
 def test_select_speakers_and_hidden_layers():

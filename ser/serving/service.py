@@ -128,14 +128,15 @@ _ABS_PATH = re.compile(r"(?<![\w.~])/(?:[^\s/'\"`]+/)+([^\s/'\"`]*[^\s/'\"`.,;:)
 
 def public_text(text: str) -> str:
     """``text`` as a public server may show it: absolute paths cut to their last two parts
-    (``/srv/ser/models/mlp/model.skops`` -> ``…/mlp/model.skops``), so messages name the file
-    without revealing the server's layout. Unchanged on a local server."""
+    (``/srv/ser/models/mlp/model.skops`` -> ``…/mlp/model.skops``), and a path of only two
+    parts to its last (``/tmp/gradio`` -> ``…/gradio``), so messages name the file without
+    revealing the server's layout; never a path from its root. Unchanged on a local server."""
     if not settings.is_public():
         return text
 
     def short(m: re.Match) -> str:
-        parts = m.group(0).split("/")
-        return m.group(0) if len(parts) <= 3 else "…/" + "/".join(parts[-2:])
+        parts = m.group(0).split("/")[1:]
+        return "…/" + "/".join(parts[-2:] if len(parts) > 2 else parts[-1:])
 
     return _ABS_PATH.sub(short, text)
 
@@ -147,6 +148,8 @@ def resolve_data_dir(text: str | os.PathLike | None) -> Path:
     folder. Symbolic links and ``..`` are resolved before the check, so ``../../etc`` is refused.
     """
     raw = str(text).strip() if text is not None else ""
+    if "\x00" in raw:
+        raise DataError("A data folder cannot contain a NUL byte (\\x00); type the folder's path.")
     if not raw:
         default = settings.default_data_dir()
         if default is None:
@@ -161,8 +164,12 @@ def resolve_data_dir(text: str | os.PathLike | None) -> Path:
         where = ", ".join(str(r) for r in roots) or "none configured"
         raise DataError(f"The data folder {raw!r} is outside the folders training may read ({where}); "
                         "set SER_ALLOWED_DATA_ROOTS on the server to allow another.")
-    if not resolved.exists():
-        raise DataError(f"Data folder not found: {raw}")
+    try:
+        found = resolved.exists()
+    except OSError as e:  # a name too long for the file system, ...
+        raise DataError(f"The data folder cannot be read: {e.strerror or e}.") from None
+    if not found:
+        raise DataError(f"Data folder not found: {raw[:200]}")
     return resolved
 
 
