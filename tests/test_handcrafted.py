@@ -61,3 +61,15 @@ def test_corpus_extraction_is_cached_and_matches_single_clip(tmp_path, monkeypat
 def test_config_change_changes_cache_key():
     assert FeatureConfig().key() != FeatureConfig(n_mfcc=20).key()
     assert len(feature_names(FeatureConfig(n_mfcc=20))) == len(feature_names()) - 6 * 20
+
+
+def test_level_normalised_features_ignore_gain_and_keep_the_old_cache_key(voiced_signal):
+    from ser.features.handcrafted import FeatureConfig, extract
+
+    assert FeatureConfig().key() == "19ee0fecf9a3"  # the bundled MLP's features: unchanged by the new setting
+    cfg = FeatureConfig(level_db=-26.0)
+    assert cfg.key() != FeatureConfig().key() and cfg.to_dict()["level_db"] == -26.0
+    loud, quiet = extract(voiced_signal, config=cfg), extract(voiced_signal * np.float32(0.05), config=cfg)
+    np.testing.assert_allclose(loud, quiet, rtol=1e-3, atol=1e-3)
+    raw_loud, raw_quiet = extract(voiced_signal), extract(voiced_signal * np.float32(0.05))
+    assert np.abs(raw_loud - raw_quiet).max() > 1.0  # without it, level is in the features

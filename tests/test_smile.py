@@ -41,3 +41,24 @@ def test_bad_settings_and_input_say_what_is_accepted():
         SmileConfig(feature_sets=("GeMAPS_v1",))
     with pytest.raises(AudioError):
         smile_features(np.zeros((2, 100), np.float32))
+
+
+def test_smile_recognizer_saves_loads_and_predicts_like_its_pipeline(tmp_path, voiced_signal):
+    from ser.models.base import Recognizer
+    from ser.models.smile import SmileRecognizer, make_smile_pipeline
+
+    config = SmileConfig(feature_sets=("eGeMAPSv02",), level_db=-26.0)
+    rng = np.random.default_rng(0)
+    clips = [voiced_signal * np.float32(g) + np.float32(0.01) * rng.standard_normal(len(voiced_signal)).astype(np.float32)
+             for g in (0.2, 0.5, 1.0, 1.5)]
+    X = np.stack([smile_features(c, config=config) for c in clips])
+    pipe = make_smile_pipeline(C=0.1).fit(X, ["sad", "sad", "angry", "angry"])
+    rec = SmileRecognizer(pipe, features=config, labels=["sad", "angry"], temperature=1.5)
+    folder = rec.save_pretrained(tmp_path / "smile", metadata={"metrics": {}})
+    back = Recognizer.from_pretrained(tmp_path / "smile")
+    assert isinstance(back, SmileRecognizer) and back.features == config and back.temperature == 1.5
+    np.testing.assert_array_equal(back.predict_proba_batch(clips), rec.predict_proba_batch(clips))
+    assert (folder / "model.skops").is_file() and not (folder / "emotion_model.pkl").exists()
+    # level normalised first: a clip and a quieter copy have the same features
+    np.testing.assert_allclose(smile_features(clips[0], config=config),
+                               smile_features(clips[0] * np.float32(0.1), config=config), rtol=1e-3, atol=1e-3)

@@ -30,6 +30,7 @@ from tqdm.auto import tqdm
 from .. import settings
 from ..audio.augment import apply_variant, is_degradation
 from ..audio.io import SAMPLE_RATE, as_signal, load_audio, sha256_file, trim_silence
+from ..audio.level import normalize_level
 from .stft import chroma_filterbank, magnitude, mel_filterbank
 
 __all__ = [
@@ -51,6 +52,9 @@ class FeatureConfig:
 
     Framing: Hann window of ``win_length=400`` samples (25 ms at 16 kHz) zero-padded to
     ``n_fft=1024``, hop of ``160`` samples (10 ms). Pitch: YIN between ``fmin`` and ``fmax`` Hz.
+    ``level_db``: scale each clip to this active-speech level first
+    (:func:`ser.audio.level.normalize_level`), so absolute recording level is not a feature;
+    ``None`` keeps the level as recorded.
     """
 
     sr: int = SAMPLE_RATE
@@ -65,9 +69,13 @@ class FeatureConfig:
     fmax: float = 400.0
     pitch_frame_length: int = 1024  # YIN needs >= 2 periods of fmin: 2 * 16000 / 60 = 533 samples
     delta_width: int = 9
+    level_db: float | None = None
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        if d["level_db"] is None:  # models saved before the setting existed have the same key
+            del d["level_db"]
+        return d
 
     def key(self) -> str:
         """A short hash of the settings, part of every cache key."""
@@ -132,6 +140,8 @@ def extract(y: np.ndarray, *, config: FeatureConfig = FeatureConfig()) -> np.nda
         Finite values, in the order of :func:`feature_names`.
     """
     y = as_signal(y)
+    if config.level_db is not None:
+        y = normalize_level(y, sr=config.sr, target_db=config.level_db)
     if len(y) < config.pitch_frame_length:  # shorter than one analysis frame: pad, do not fail
         y = np.pad(y, (0, config.pitch_frame_length - len(y)))
     S = magnitude(y, n_fft=config.n_fft, hop_length=config.hop_length, win_length=config.win_length)

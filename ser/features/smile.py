@@ -23,6 +23,7 @@ from functools import lru_cache
 import numpy as np
 
 from ..audio.io import SAMPLE_RATE, as_signal
+from ..audio.level import normalize_level
 from ..errors import AudioError
 
 __all__ = ["FEATURE_SETS", "SmileConfig", "smile_features", "smile_names", "LICENCE"]
@@ -41,6 +42,8 @@ class SmileConfig:
 
     feature_sets: tuple[str, ...] = ("ComParE_2016", "eGeMAPSv02")
     sr: int = SAMPLE_RATE
+    #: scale each clip to this active-speech level first (``None``: as recorded)
+    level_db: float | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "feature_sets", tuple(self.feature_sets))
@@ -85,6 +88,8 @@ def smile_features(y: np.ndarray, *, config: SmileConfig = SmileConfig()) -> np.
         Finite values (openSMILE's rare NaN/inf, e.g. jitter of an unvoiced clip, become 0).
     """
     y = as_signal(y)
+    if config.level_db is not None:
+        y = normalize_level(y, sr=config.sr, target_db=config.level_db)
     if len(y) < _MIN_SAMPLES:
         y = np.pad(y, (0, _MIN_SAMPLES - len(y)))
     parts = []

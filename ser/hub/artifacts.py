@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Callable
 
 import skops.io as sio
+from sklearn.linear_model import LogisticRegression
 from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import Pipeline
 
@@ -350,11 +351,15 @@ def resolve_artifact(path: str | os.PathLike, *, version: str | None = None) -> 
     raise ModelError(f"No intact model under {path}: " + " | ".join(warnings or ["nothing saved yet"]))
 
 
+#: The classifiers a saved pipeline may end in (the MLP's network, the openSMILE model's regression).
+PIPELINE_CLASSIFIERS = (MLPClassifier, LogisticRegression)
+
+
 def load_pipeline(path) -> "Pipeline":
     """Load a saved pipeline from skops, trusting exactly :data:`TRUSTED_SKOPS_TYPES`.
 
     Refuses (``ModelError``) a file needing any other type, a damaged file, and anything that is
-    not a ``Pipeline`` ending in an ``MLPClassifier``.
+    not a ``Pipeline`` ending in one of :data:`PIPELINE_CLASSIFIERS`.
     """
     try:
         untrusted = sio.get_untrusted_types(file=path)
@@ -368,6 +373,7 @@ def load_pipeline(path) -> "Pipeline":
         model = sio.load(path, trusted=TRUSTED_SKOPS_TYPES)
     except Exception as e:
         raise ModelError(f"{path} could not be loaded ({type(e).__name__}: {e}).") from None
-    if not (isinstance(model, Pipeline) and isinstance(model[-1], MLPClassifier)):
-        raise ModelError(f"{path} holds a {type(model).__name__}, not a Pipeline ending in an MLPClassifier.")
+    if not (isinstance(model, Pipeline) and isinstance(model[-1], PIPELINE_CLASSIFIERS)):
+        names = " or ".join(c.__name__ for c in PIPELINE_CLASSIFIERS)
+        raise ModelError(f"{path} holds a {type(model).__name__}, not a Pipeline ending in a {names}.")
     return model

@@ -36,7 +36,7 @@ __all__ = ["Prediction", "Recognizer", "AUDIO_DEFAULTS", "MODEL_KINDS", "OOF_FIL
 
 log = logging.getLogger(__name__)
 AUDIO_DEFAULTS = {"sr": SAMPLE_RATE, "trim": True, "top_db": TOP_DB, "min_voiced_s": MIN_VOICED_S}
-MODEL_KINDS = ("mlp", "cnn", "ensemble")
+MODEL_KINDS = ("mlp", "cnn", "smile", "ensemble")
 #: Out-of-fold predictions of the run that trained a model, saved beside it (CNN, ensemble).
 OOF_FILE = "oof_predictions.npz"
 

@@ -13,16 +13,13 @@ from typing import Sequence
 
 import joblib
 import numpy as np
-import skops.io as sio
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import LabelEncoder, StandardScaler
 
-from ..errors import ModelError
 from ..features.handcrafted import FeatureConfig, extract
-from ..hub.artifacts import load_pipeline
-from .base import Recognizer
+from .pipeline import PipelineRecognizer
 
 __all__ = ["DEFAULT_PARAMS", "SEARCH_SPACE", "make_pipeline", "fit_pipeline", "MLPRecognizer"]
 
@@ -67,60 +64,19 @@ def fit_pipeline(X: np.ndarray, y: Sequence[str], *, random_state: int = 0, **pa
 
 
 
-class MLPRecognizer(Recognizer):
-    """Handcrafted features → ``Pipeline(StandardScaler, MLPClassifier)``."""
+class MLPRecognizer(PipelineRecognizer):
+    """Handcrafted features (:mod:`ser.features.handcrafted`) → ``Pipeline(StandardScaler, MLPClassifier)``."""
 
     kind = "mlp"
-
-    def __init__(self, pipeline, *, features=None, labels=None, audio=None, metadata=None,
-                 temperature: float | None = None):
-        labels = list(pipeline.classes_) if labels is None else labels
-        super().__init__(labels=labels, audio=audio, metadata=metadata, temperature=temperature)
-        self.pipeline = pipeline
-        self.features = features if isinstance(features, FeatureConfig) else FeatureConfig(**(features or {}))
-        classes = list(pipeline.classes_)
-        if sorted(classes) != sorted(self.labels):
-            raise ModelError(f"Pipeline classes {classes} do not match labels {self.labels}.")
-        self._columns = [classes.index(lab) for lab in self.labels]
+    feature_config = FeatureConfig
 
     def features_of(self, y: np.ndarray) -> np.ndarray:
         """The feature vector ``[n_features]`` of one loaded clip."""
         return extract(y, config=self.features)
 
-    def raw_proba_batch(self, ys: Sequence[np.ndarray]) -> np.ndarray:
-        return self.raw_proba_from_features(np.stack([self.features_of(y) for y in ys]))
-
-    def raw_proba_from_features(self, X: np.ndarray) -> np.ndarray:
-        """Uncalibrated probabilities ``[n, len(labels)]`` of feature rows ``X [n, n_features]``.
-
-        The network runs one row at a time: a matrix product over a batch rounds differently from
-        one over a row (about 1e-7), and a clip's probabilities must not depend on which clips share
-        its batch (a file's row in a batch CSV is exactly its ``ser.predict``). A row costs about
-        0.3 ms against about 17 ms for its features.
-        """
-        X = np.asarray(X)
-        return np.concatenate([self.pipeline.predict_proba(X[i:i + 1])[:, self._columns]
-                               for i in range(len(X))]) if len(X) else np.zeros((0, len(self.labels)))
-
-    def proba_from_features(self, X: np.ndarray) -> np.ndarray:
-        """Probabilities ``[n, len(labels)]`` of feature rows, temperature-scaled when the model has
-        a :attr:`temperature` (arg-max unchanged)."""
-        return self.calibrated(self.raw_proba_from_features(X))
-
-    def config(self) -> dict:
-        return {**super().config(), "features": self.features.to_dict()}
-
     def _write(self, folder: Path) -> None:
-        sio.dump(self.pipeline, folder / "model.skops")
+        super()._write(folder)
         # The seed's file names, for scripts written against it; never loaded by ser itself.
         joblib.dump(self.pipeline.named_steps["mlp"], folder / "emotion_model.pkl")
         joblib.dump(self.pipeline.named_steps["scaler"], folder / "scaler.pkl")
         joblib.dump(LabelEncoder().fit(self.labels), folder / "label_encoder.pkl")
-
-    @classmethod
-    def _read(cls, folder: Path, config: dict, metadata: dict) -> "MLPRecognizer":
-        return cls(load_pipeline(folder / "model.skops"), features=config.get("features"),
-                   labels=config["labels"], audio=config.get("audio"), metadata=metadata,
-                   temperature=config.get("temperature"))
-
-
