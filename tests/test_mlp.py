@@ -1,9 +1,11 @@
-"""A real (small) MLP run on RAVDESS: above chance on unseen actors; save/load and every input path agree."""
+"""ser/models/mlp.py: the bundled MLP on real clips — save/load, skops trust, and every input path
+(file, 44.1 kHz stereo, Gradio tuple, bytes) agreeing. (Its training: tests/test_training.py.)"""
 
 from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,47 +13,20 @@ import soundfile as sf
 
 from ser.audio.corpora import load_corpus
 from ser.errors import ModelError
-from ser.models.mlp import MLPRecognizer
 from ser.models.base import Recognizer
-from ser.training.mlp import train_mlp
+from ser.models.mlp import MLPRecognizer
 
+REPO = Path(__file__).resolve().parents[1]
 ACTORS = [f"ravdess_{i:02d}" for i in range(1, 9)]
 
 
 @pytest.fixture(scope="module")
 def small_run(ravdess_dir, tmp_path_factory):
+    """The bundled MLP, saved again as a new folder, and the clips of actors 1-8."""
     clips = [c for c in load_corpus(ravdess_dir) if c.speaker in ACTORS]
-    # A small network and no calibration fits keep this run to seconds on 2 cores.
-    rec, report = train_mlp(clips, search=False, params={"hidden_layer_sizes": (128,)}, variants=("noise20dB",),
-                            importance=True, calibrate=False, n_jobs=2)
+    rec = MLPRecognizer.from_pretrained(REPO / "models" / "mlp")
     folder = rec.save_pretrained(tmp_path_factory.mktemp("models") / "mlp")
-    return clips, rec, report, folder
-
-
-def test_small_run_beats_chance_on_held_out_actors(small_run):
-    clips, rec, report, _ = small_run
-    si = report.metadata["metrics"]["speaker_independent"]
-    chance = 1 / 8
-    assert si["n_test"] == len(clips) == 480  # every clip tested once, by a model that never heard its actor
-    assert si["accuracy"] > 2.5 * chance, si["accuracy"]
-    assert report.metadata["metrics"]["stratified"]["n_test"] == pytest.approx(120, abs=2)
-    assert set(report.metadata["feature_importance"]["speaker_independent"]) >= {"mfcc", "mel", "pitch"}
-    pairs = si["error_analysis"]
-    assert pairs and pairs[0]["count"] >= pairs[-1]["count"] and len(pairs[0]["examples"]) >= 1
-
-
-def test_metadata_has_the_promised_keys(small_run):
-    meta = small_run[1].metadata
-    for key in ("model", "version", "params", "preprocessing", "data", "metrics", "library_versions", "files"):
-        assert key in meta, key
-    assert meta["model"] == "mlp" and meta["version"].startswith("v20")
-    for protocol in ("speaker_independent", "stratified"):
-        m = meta["metrics"][protocol]
-        for key in ("accuracy", "macro_f1", "uar", "confusion", "labels", "protocol"):
-            assert key in m, (protocol, key)
-        assert np.array(m["confusion"]).sum() == m["n_test"]
-    assert meta["data"]["speakers"] == 8 and meta["data"]["licences"] == {"ravdess": "CC BY-NC-SA 4.0"}
-    assert meta["preprocessing"]["audio"]["sr"] == 16000
+    return clips, rec, None, folder
 
 
 def test_save_load_identical_probabilities(small_run, ravdess_dir):
@@ -70,16 +45,17 @@ def test_44k_stereo_copy_predicts_like_the_16k_mono_original(small_run, tmp_path
     import soxr
 
     clips, rec, _, _ = small_run
-    agree = 0
     for c in clips[::60]:
         y, sr = sf.read(c.path, dtype="float32")
         wide = soxr.resample(y, sr, 44100)
         path = tmp_path / "stereo.wav"
         sf.write(path, np.column_stack([wide, wide]), 44100, subtype="PCM_16")
         a, b = rec.predict(c.path), rec.predict(path)
-        agree += a.label == b.label
-        assert max(abs(a.probabilities[k] - b.probabilities[k]) for k in a.probabilities) < 0.15
-    assert agree == len(clips[::60])
+        gap = max(abs(a.probabilities[k] - b.probabilities[k]) for k in a.probabilities)
+        assert gap < 0.15, (c.path, gap)
+        first, second = sorted(a.probabilities.values())[-2:][::-1]
+        if first - second > 2 * gap:  # a clear answer stays the answer; a near tie may flip
+            assert a.label == b.label, (c.path, a.probabilities, b.probabilities)
 
 
 def test_gradio_tuple_and_bytes_paths_match_file_path(small_run):
