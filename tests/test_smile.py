@@ -62,3 +62,31 @@ def test_smile_recognizer_saves_loads_and_predicts_like_its_pipeline(tmp_path, v
     # level normalised first: a clip and a quieter copy have the same features
     np.testing.assert_allclose(smile_features(clips[0], config=config),
                                smile_features(clips[0] * np.float32(0.1), config=config), rtol=1e-3, atol=1e-3)
+
+
+def test_the_row_space_fit_is_the_plain_fit_in_fewer_dimensions():
+    from ser.models.smile import make_smile_pipeline
+    from ser.training.smile import fit_rowspace
+
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((60, 400))  # more features than rows, as 6 461 functionals of ~1 000 clips
+    y = np.array(["sad", "happy", "angry"])[(X[:, 0] + 0.5 * X[:, 1] > 0).astype(int) + (X[:, 2] > 1)]
+    fast = fit_rowspace(X, y, C=0.05)
+    plain = make_smile_pipeline(C=0.05).fit(X, y)
+    test = rng.standard_normal((20, 400))
+    np.testing.assert_allclose(fast.predict_proba(test), plain.predict_proba(test), atol=2e-3)
+    assert fast.named_steps["clf"].coef_.shape == (3, 400)
+
+
+def test_choose_c_sees_only_the_rows_it_is_given():
+    from ser.training.smile import C_GRID, choose_c
+
+    rng = np.random.default_rng(2)
+    X = rng.standard_normal((48, 30))
+    y = np.repeat(np.array(["a", "b"]), 24)
+    X[y == "b", 0] += 2.0
+    groups = np.tile(np.array(["s1", "s2", "s3", "s4"]), 12)
+    best, scores = choose_c(X, y, groups)
+    assert best in C_GRID and set(scores) == set(C_GRID) and all(0 <= v <= 1 for v in scores.values())
+    with pytest.raises(ValueError):
+        choose_c(X[:10], y[:10], np.array(["one"] * 10))  # a single speaker cannot be held out
