@@ -5,10 +5,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
+import skops.io as sio
 
-from ser.hub import artifacts
 from ser.errors import ModelError
+from ser.hub import artifacts
+from ser.hub.artifacts import TRUSTED_SKOPS_TYPES
+from ser.models.mlp import fit_pipeline
 
 
 def _save(root: Path, payload: str, **kw) -> Path:
@@ -117,3 +121,9 @@ def test_a_version_is_a_name_never_a_path(tmp_path, version):
     (tmp_path / "elsewhere").mkdir()
     with pytest.raises(ModelError, match="is not a model version: versions look like v20261125T171500Z"):
         artifacts.resolve_artifact(tmp_path / "toy", version=version)
+
+
+def test_trusted_skops_types_are_exactly_what_the_mlp_pipeline_needs():
+    X = np.random.default_rng(0).normal(size=(30, 5))
+    pipe = fit_pipeline(X, np.repeat(["a", "b", "c"], 10), hidden_layer_sizes=(4,), batch_size=8)
+    assert sorted(sio.get_untrusted_types(data=sio.dumps(pipe))) == sorted(TRUSTED_SKOPS_TYPES)

@@ -1,4 +1,4 @@
-"""ser.hub against Hub-compatible servers on 127.0.0.1: the real huggingface_hub client, unmodified.
+"""ser/hub/transfer.py against Hub-compatible servers on 127.0.0.1: the real huggingface_hub client, unmodified.
 
 Pushes go to ``tests/hub_server.py`` (in-memory, started per module); pulls are also checked
 against olah serving a local git repo (``SER_OLAH_BIN``, else ``.venv-olah/bin/olah-cli`` or
@@ -25,9 +25,8 @@ except ImportError:  # pragma: no cover - tests/ imported as a package
 
 from ser.cli import main as cli_main
 from ser.hub import transfer as hub
-from ser.hub.artifacts import is_unsafe
+from ser.hub.artifacts import TRUSTED_SKOPS_TYPES, is_unsafe
 from ser.audio.io import sha256_file
-from ser.hub.artifacts import TRUSTED_SKOPS_TYPES
 from ser.errors import ModelError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -157,73 +156,6 @@ def _dead_endpoint() -> str:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     return f"http://127.0.0.1:{port}"  # nothing listens there any more
-
-
-# --------------------------------------------------------------------------------------------
-# Card and trusted types
-# --------------------------------------------------------------------------------------------
-def test_trusted_skops_types_are_exactly_what_the_mlp_pipeline_needs():
-    import skops.io as sio
-
-    from ser.models.mlp import fit_pipeline
-
-    X = np.random.default_rng(0).normal(size=(30, 5))
-    pipe = fit_pipeline(X, np.repeat(["a", "b", "c"], 10), hidden_layer_sizes=(4,), batch_size=8)
-    assert sorted(sio.get_untrusted_types(data=sio.dumps(pipe))) == sorted(TRUSTED_SKOPS_TYPES)
-
-
-def test_card_yaml_parses_and_holds_both_protocols(models, tmp_path):
-    from huggingface_hub import ModelCard
-
-    folder = models[1][1]
-    meta = json.loads((folder / "metadata.json").read_text())
-    path = tmp_path / "README.md"
-    hub.build_card(meta, repo_id="alice/ser-mlp").save(path)
-    card = ModelCard.load(path)
-    data = card.data
-    assert data.license == "cc-by-nc-sa-4.0"
-    assert {"audio-classification", "speech-emotion-recognition"} <= set(data.tags)
-    assert data.library_name == "sklearn" and data.pipeline_tag == "audio-classification"
-    assert data.datasets == ["ravdess"]
-    results = {(r.dataset_config, r.metric_type): r.metric_value for r in data.eval_results}
-    for protocol in ("speaker_independent", "stratified"):
-        m = meta["metrics"][protocol]
-        assert results[(protocol, "accuracy")] == pytest.approx(m["accuracy"], abs=1e-4)
-        assert results[(protocol, "f1")] == pytest.approx(m["macro_f1"], abs=1e-4)
-        assert results[(protocol, "recall")] == pytest.approx(m["uar"], abs=1e-4)
-    # The YAML is plain data (safe_load) and the model-index has one result per protocol.
-    import yaml
-
-    header = yaml.safe_load(card.content.split("---")[1])
-    assert len(header["model-index"][0]["results"]) == 2
-    text = card.text
-    for needle in ("calm", "neutral", "acted", "phone", "gradio_client", "Recognizer.from_pretrained",
-                   "alice/ser-mlp", meta["version"], "16000 Hz", "1440", "CC BY-NC-SA 4.0", "Livingstone",
-                   "Most confused pairs"):
-        assert needle in text, needle
-    assert "/secret/local/path" not in card.content
-
-
-def test_card_carries_the_stored_studies_of_its_recipe(tmp_path, monkeypatch):
-    meta = {"model": "mlp", "version": "v1", "files": {}, "data": {"corpora": {"ravdess": 1440}}}
-    monkeypatch.setenv("SER_REPORTS_DIR", str(tmp_path))
-    assert "Beyond the training data" not in str(hub.build_card(meta))  # no reports: no section
-    rob = {"chance_uar": 0.125, "results": {"standard": {"clean": {"accuracy": 0.5}, "telephone": {"accuracy": 0.3}}}}
-    (tmp_path / "robustness.json").write_text(json.dumps(rob))
-    text = str(hub.build_card(meta))
-    section = text[text.index("## Beyond the training data"):text.index("## Intended use")]
-    assert "| telephone | 30.0 (-20.0) |" in section and "not this exact model" in section
-    assert "Beyond the training data" not in str(hub.build_card(meta, studies=""))
-    assert "my own table" in str(hub.build_card(meta, studies="my own table"))
-
-
-def test_card_licence_is_the_strictest_of_the_corpora():
-    meta = {"model": "mlp", "version": "v1", "files": {},
-            "data": {"corpora": {"ravdess": 10, "tess": 10},
-                     "licences": {"ravdess": "CC BY-NC-SA 4.0", "tess": "CC BY-NC-ND 4.0"}}}
-    card = hub.build_card(meta)
-    assert card.data.license == "cc-by-nc-nd-4.0"
-    assert "without\nderivatives" in card.text or "without derivatives" in card.text
 
 
 # --------------------------------------------------------------------------------------------
