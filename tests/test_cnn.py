@@ -240,6 +240,35 @@ def test_oof_round_trip(cnn, tmp_path):
     assert np.array_equal(back["stratified"]["proba"], np.eye(2, 4))
 
 
+def test_cnn_trainer_reads_only_its_training_side_and_columns(cnn):
+    """CNNTrainer (train_cnn's and the studies' fits): test clips and columns outside ``train_cols``
+    are never read (they hold NaN here, which would poison the loss); probabilities follow labels."""
+    rng = np.random.default_rng(0)
+    clips = _clips(n_speakers=5, per=4)
+    clean = [rng.uniform(-1, 1, size=(2, 128, 128)).astype(np.float16) for _ in clips]
+    poison = np.full((2, 128, 128), np.nan, dtype=np.float16)
+    images = [[c, poison, c * np.float16(0.9)] for c in clean]
+    test = np.array([i for i, c in enumerate(clips) if c.speaker == "c_00"])
+    for i in test:
+        images[i] = [clean[i], poison, poison]  # only the clean column of a test clip may be predicted
+    train = np.setdiff1d(np.arange(len(clips)), test)
+    with pytest.raises(ValueError, match="start with column 0"):
+        cnn_training.CNNTrainer(images, clips, LABELS, train_cols=[2, 0])
+    trainer = cnn_training.CNNTrainer(images, clips, LABELS, train_cols=[0, 2], groups=[c.path for c in clips],
+                                      params={**TINY, "epochs": 1, "validation_speakers": 1})
+    fitted = trainer.fit(train)
+    assert np.isfinite(fitted.history["loss"]).all() and np.isfinite(fitted.history["val_loss"]).all()
+    assert set(fitted.val_idx) < set(train) and fitted.history["validation_speakers"] == \
+        sorted({clips[i].speaker for i in fitted.val_idx})
+    P = trainer.proba(fitted.model, test)
+    windows = np.concatenate([clean[i] for i in test]).astype(np.float32)
+    raw = np.asarray(fitted.model.predict_on_batch(windows)).reshape(len(test), 2, -1).mean(axis=1)
+    assert np.allclose(P, raw[:, [sorted(LABELS).index(lab) for lab in LABELS]], atol=1e-6)
+    t, p_val, y_val = trainer.temperature(fitted)
+    assert 0.05 <= t <= 20 and p_val.shape == (len(fitted.val_idx), len(LABELS))
+    assert list(y_val) == [LABELS.index(clips[i].emotion) for i in fitted.val_idx]
+
+
 @pytest.mark.slow
 def test_train_cnn_end_to_end_on_a_synthetic_corpus(cnn, tmp_path, monkeypatch):
     """train_cnn: both protocols' metrics, history, and a recognizer that predicts files."""
