@@ -35,6 +35,7 @@ from .models.smile import DEFAULT_C
 from .reports import protocol_table, update_readme
 from .serving.batch import CsvRun, predict_to_csv
 from .training.cnn import train_cnn
+from .training.ensemble import MEMBERS as ENSEMBLE_MEMBERS
 from .training.ensemble import train_all
 from .training.mlp import train_mlp
 from .training.smile import LEVEL_DB as SMILE_LEVEL_DB
@@ -116,20 +117,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=_cmd_smile)
 
     for kind, helptext in (("cnn", "log-mel CNN (Keras, TensorFlow CPU)"),
-                           ("ensemble", "MLP + CNN ensemble (trains both, then averages)")):
+                           ("ensemble", "ensemble of the MLP, the CNN and the openSMILE model (equal weights)")):
         p = kinds.add_parser(kind, help=helptext, description=f"Train the {helptext}, evaluate both protocols, save.")
         _add_data_args(p)
-        p.add_argument("--epochs", type=int, default=None, help="maximum epochs (early stopping decides)")
-        p.add_argument("--batch-size", type=int, default=None, help="mini-batch size")
+        p.add_argument("--epochs", type=int, default=None, help="maximum epochs of the CNN (early stopping decides)")
+        p.add_argument("--batch-size", type=int, default=None, help="mini-batch size of the CNN")
         p.add_argument("--no-augment", action="store_true",
                        help="train without the augmented copies (pitch +2, stretch 1.1x, noise 20 dB)")
         if kind == "ensemble":
-            p.add_argument("--cnn", default=None, metavar="DIR",
-                           help="reuse a saved CNN (models/cnn) and the out-of-fold predictions saved with it "
-                                "instead of training one; the MLP is trained (and saved) as by `mlp`")
-            p.add_argument("--mlp", default=None, metavar="DIR",
-                           help="reuse a saved MLP (models/mlp) as the member; its out-of-fold predictions are "
-                                "recomputed with the settings in its metadata (checked against its metrics)")
+            p.add_argument("--members", nargs="+", default=list(ENSEMBLE_MEMBERS), choices=list(ENSEMBLE_MEMBERS),
+                           help="the members (default: %(default)s)")
+            for member in ENSEMBLE_MEMBERS:
+                p.add_argument(f"--{member}", default=None, metavar="DIR",
+                               help=f"reuse a saved {member} (e.g. models/{member}) and the out-of-fold predictions "
+                                    "saved with it instead of training one")
         p.set_defaults(handler=_cmd_deep, kind=kind)
 
     p = sub.add_parser("predict", help="predict the emotion of files, a folder or a CSV",
@@ -290,8 +291,8 @@ def _cmd_deep(args) -> int:
     """``ser train cnn|ensemble``: train, evaluate both protocols, save, print the tables.
 
     Every epoch prints one line (stage, loss, accuracy, validation loss and accuracy) above the
-    progress bar. ``ensemble`` trains the MLP and the CNN on the same splits (or reuses saved
-    members with ``--mlp``/``--cnn``) and saves all three models it produced.
+    progress bar. ``ensemble`` trains its members on the same splits (or reuses saved ones with
+    ``--mlp``/``--cnn``/``--smile``) and saves every model it produced.
     """
     clips, models_root, progress = _load_clips(args), _models_root(args), _progress_printer()
 
@@ -308,10 +309,13 @@ def _cmd_deep(args) -> int:
         saved = None if args.no_save else rec.save_pretrained(models_root / "cnn")
         _report(rec.metadata, saved)
         return 0
-    out = train_all(clips, progress=progress, on_epoch=on_epoch, mlp_from=getattr(args, "mlp", None),
-                    cnn_from=getattr(args, "cnn", None), mlp_kwargs={"variants": variants},
-                    cnn_kwargs={"variants": variants}, **kwargs)
-    for kind in ("mlp", "cnn", "ensemble"):
+    reuse = {m: getattr(args, m) for m in args.members if getattr(args, m, None)}
+    member_kwargs = {"mlp": {"variants": variants},
+                     "cnn": {"variants": variants, "epochs": args.epochs, "batch_size": args.batch_size,
+                             "on_epoch": on_epoch}}
+    out = train_all(clips, members=args.members, reuse=reuse, member_kwargs=member_kwargs, progress=progress,
+                    seed=args.seed, n_jobs=args.jobs, data_root=args.data)
+    for kind in (*args.members, "ensemble"):
         rec, _, reused = out[kind]
         if reused:
             print(f"== {kind}: reused {rec.path} (version {rec.metadata.get('version')}) ==")

@@ -192,8 +192,8 @@ def test_train_all_reusing_a_saved_cnn_evaluates_on_the_same_splits(tmp_path, mo
     tiny = {"filters": [4, 8], "block_dropout": 0.0, "dropout": 0.0, "batch_size": 16, "validation_speakers": 1}
     cnn, _ = train_cnn(clips, params=tiny, epochs=2, variants=(), n_jobs=1)
     cnn_dir = cnn.save_pretrained(tmp_path / "models" / "cnn")
-    out = train_all(clips, cnn_from=str(tmp_path / "models" / "cnn"), n_jobs=1,
-                    mlp_kwargs={"search": False, "importance": False, "variants": ()})
+    out = train_all(clips, members=("mlp", "cnn"), reuse={"cnn": str(tmp_path / "models" / "cnn")}, n_jobs=1,
+                    member_kwargs={"mlp": {"search": False, "importance": False, "variants": ()}})
     ens, results, _ = out["ensemble"]
     assert out["cnn"][2] is True and cnn_dir.parent.parent == out["cnn"][0].path  # the served mirror
     for protocol in ("speaker_independent", "stratified"):
@@ -205,3 +205,10 @@ def test_train_all_reusing_a_saved_cnn_evaluates_on_the_same_splits(tmp_path, mo
     folder = ens.save_pretrained(tmp_path / "models" / "ensemble")
     again = Recognizer.from_pretrained(folder)
     assert np.allclose(again.predict_proba(voice(300.0)), ens.predict_proba(voice(300.0)), atol=1e-9)
+    assert set(again.oof) == {"speaker_independent", "stratified"}  # its out-of-fold predictions come along
+    with pytest.raises(ModelError, match="has no out-of-fold predictions"):
+        mlp_dir = out["mlp"][0]
+        mlp_dir.oof = None
+        train_all(clips, members=("mlp",), reuse={"mlp": str(mlp_dir.save_pretrained(tmp_path / "bare"))}, n_jobs=1)
+    with pytest.raises(ModelError, match="Unknown ensemble members"):
+        train_all(clips, members=("mlp", "svm"), n_jobs=1)

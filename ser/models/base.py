@@ -80,6 +80,9 @@ class Recognizer:
         #: Temperature of :mod:`ser.calibration` (fitted on held-out training-side predictions);
         #: ``None`` = the model's raw probabilities.
         self.temperature = None if temperature is None else float(temperature)
+        #: Out-of-fold predictions of the run that trained it, per protocol (:func:`save_oof`), so an
+        #: ensemble can be evaluated on the same splits without retraining its members; saved beside it.
+        self.oof: dict | None = None
 
     def calibrated(self, proba: np.ndarray) -> np.ndarray:
         """``proba`` (``[..., len(labels)]``) scaled by :attr:`temperature`, if any (arg-max unchanged)."""
@@ -163,6 +166,8 @@ class Recognizer:
         def write(folder: Path) -> None:
             (folder / "config.json").write_text(json.dumps(self.config(), indent=2, sort_keys=True))
             self._write(folder)
+            if self.oof:
+                save_oof(folder / OOF_FILE, self.oof)
 
         folder = artifacts.save_artifact(root, write, meta, card=lambda m: str(build_card(m)))
         self.metadata = artifacts.read_metadata(folder)
@@ -192,6 +197,8 @@ class Recognizer:
         rec = impl._read(folder, config, artifacts.read_metadata(folder))
         rec.path = folder
         rec.warnings = warnings
+        if (folder / OOF_FILE).is_file():
+            rec.oof = load_oof(folder / OOF_FILE)
         return rec
 
     @classmethod

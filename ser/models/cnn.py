@@ -24,7 +24,7 @@ from sklearn.preprocessing import LabelEncoder
 from .. import settings
 from ..errors import ModelError
 from ..features.logmel import SpectrogramConfig, logmel_windows
-from .base import OOF_FILE, Recognizer, load_oof, save_oof
+from .base import Recognizer
 
 __all__ = ["keras_module", "build_cnn", "CNNRecognizer"]
 
@@ -133,7 +133,7 @@ class CNNRecognizer(Recognizer):
     kind = "cnn"
 
     def __init__(self, model, *, labels, classes=None, spectrogram=None, audio=None, metadata=None,
-                 oof: dict | None = None, temperature: float | None = None):
+                 temperature: float | None = None):
         super().__init__(labels=labels, audio=audio, metadata=metadata, temperature=temperature)
         self.model = model
         self.classes = [str(c) for c in (sorted(self.labels) if classes is None else classes)]
@@ -146,7 +146,6 @@ class CNNRecognizer(Recognizer):
                             else SpectrogramConfig(**(spectrogram or {})))
         self._columns = [self.classes.index(lab) for lab in self.labels]
         self._lock = threading.Lock()  # one forward pass at a time (Gradio serves from threads)
-        self.oof = oof  # out-of-fold predictions of the run that trained it (saved alongside)
 
     def windows(self, y: np.ndarray) -> np.ndarray:
         """The images of a loaded clip: ``[n_windows, n_mels, n_frames]`` float32."""
@@ -178,8 +177,6 @@ class CNNRecognizer(Recognizer):
         # The network's output order is LabelEncoder's (sorted), so inverse_transform(argmax) works.
         _save_h5(self.model, folder / "cnn_emotion_model.h5")
         joblib.dump(LabelEncoder().fit(self.classes), folder / "label_encoder.pkl")
-        if self.oof:
-            save_oof(folder / OOF_FILE, self.oof)
 
     @classmethod
     def _read(cls, folder: Path, config: dict, metadata: dict) -> "CNNRecognizer":
@@ -189,10 +186,9 @@ class CNNRecognizer(Recognizer):
             model = keras.saving.load_model(path, safe_mode=True, compile=False)
         except Exception as e:  # Keras raises many types on a damaged file
             raise ModelError(f"{path} could not be loaded ({type(e).__name__}: {e}).") from None
-        oof = load_oof(folder / OOF_FILE) if (folder / OOF_FILE).is_file() else None
         return cls(model, labels=config["labels"], classes=config.get("classes"),
                    spectrogram=config.get("spectrogram"), audio=config.get("audio"), metadata=metadata,
-                   oof=oof, temperature=config.get("temperature"))
+                   temperature=config.get("temperature"))
 
 
 def _save_h5(model, path: Path) -> None:

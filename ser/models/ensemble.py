@@ -36,11 +36,9 @@ import numpy as np
 
 from ..errors import ModelError
 from ..hub import artifacts
-from .base import OOF_FILE, Recognizer, load_oof, save_oof
+from .base import Recognizer
 
-__all__ = ["DEFAULT_WEIGHTS", "EnsembleRecognizer"]
-
-DEFAULT_WEIGHTS = {"mlp": 0.5, "cnn": 0.5}
+__all__ = ["EnsembleRecognizer"]
 
 
 class EnsembleRecognizer(Recognizer):
@@ -49,11 +47,10 @@ class EnsembleRecognizer(Recognizer):
     kind = "ensemble"
 
     def __init__(self, members: dict[str, Recognizer], *, weights: dict[str, float] | None = None,
-                 temperature: float | None = None, labels=None, audio=None, metadata=None,
-                 oof: dict | None = None):
+                 temperature: float | None = None, labels=None, audio=None, metadata=None):
         if not members:
             raise ModelError("An ensemble needs at least one member.")
-        weights = dict(DEFAULT_WEIGHTS if weights is None else weights)
+        weights = {name: 1.0 for name in members} if weights is None else dict(weights)
         if set(weights) != set(members):
             raise ModelError(f"Weights {sorted(weights)} do not match members {sorted(members)}.")
         if any(w < 0 for w in weights.values()) or sum(weights.values()) <= 0:
@@ -72,7 +69,6 @@ class EnsembleRecognizer(Recognizer):
         self.weights = {k: float(v) / total for k, v in weights.items()}
         self.members = dict(members)
         self._columns = {name: [m.labels.index(lab) for lab in self.labels] for name, m in members.items()}
-        self.oof = oof
 
     def raw_proba_batch(self, ys: Sequence[np.ndarray]) -> np.ndarray:
         """The weighted mean of the members' *raw* probabilities (their own temperatures are not
@@ -87,8 +83,6 @@ class EnsembleRecognizer(Recognizer):
     def _write(self, folder: Path) -> None:
         for name, member in self.members.items():
             _copy_member(member, folder / name)
-        if self.oof:
-            save_oof(folder / OOF_FILE, self.oof)
 
     @classmethod
     def _read(cls, folder: Path, config: dict, metadata: dict) -> "EnsembleRecognizer":
@@ -99,11 +93,8 @@ class EnsembleRecognizer(Recognizer):
             if not sub.is_dir():
                 raise ModelError(f"Ensemble member {name} is missing: no folder {sub}.")
             members[name] = Recognizer.from_pretrained(sub)
-        oof = None
-        if (folder / OOF_FILE).is_file():
-            oof = load_oof(folder / OOF_FILE)
         return cls(members, weights=weights, temperature=config.get("temperature"), labels=config.get("labels"),
-                   audio=config.get("audio"), metadata=metadata, oof=oof)
+                   audio=config.get("audio"), metadata=metadata)
 
 
 #: Not copied into an ensemble: hidden files, older versions, and the seed-compatible pickles / HDF5

@@ -29,10 +29,10 @@ from ..features.logmel import SpectrogramConfig, logmel_windows
 from ..models.calibration import fit_temperature
 from ..models.cnn import CNNRecognizer, build_cnn, keras_module
 from .metadata import Progress, audio_settings, data_summary, labels_of, library_versions, noop_progress
-from .protocols import PROTOCOLS, confused_pairs, protocol_splits, run_protocol
+from .protocols import PROTOCOLS, confused_pairs, oof_of, protocol_splits, run_protocol
 
 __all__ = ["DEFAULT_PARAMS", "CNNReport", "CNNTrainer", "FittedCNN", "logmel_corpus", "validation_split", "fit_cnn",
-           "train_cnn", "oof_of"]
+           "train_cnn"]
 
 #: Network and training defaults (``train_cnn(params=...)`` overrides them). Chosen among six
 #: candidates (3 or 4 blocks, global or frequency-keeping head, learning rate 1e-3 or 2e-3) on one
@@ -51,15 +51,6 @@ DEFAULT_PARAMS: dict = {
     "masking": True,
     "shift": True,
 }
-OOF_FILE = "oof_predictions.npz"
-
-
-# -- out-of-fold predictions (for the ensemble and error analysis) -------------------------------
-
-def oof_of(results: dict, clips: Sequence[Clip]) -> dict:
-    """Out-of-fold predictions of :class:`ser.evaluate.ProtocolResult` objects, keyed by clip id."""
-    return {p: {"clip_ids": [clips[i].clip_id for i in r.test_index], "proba": r.proba.astype(np.float32),
-                "labels": list(r.labels)} for p, r in results.items()}
 
 
 # -- data ------------------------------------------------------------------------------------------
@@ -499,8 +490,8 @@ def train_cnn(
     progress(1.0, "done")
     rec = None
     if model is not None:
-        rec = CNNRecognizer(model, labels=labels, classes=classes, spectrogram=config, metadata=metadata,
-                            oof=oof_of(results, clips))
+        rec = CNNRecognizer(model, labels=labels, classes=classes, spectrogram=config, metadata=metadata)
+        rec.oof = oof_of(results, clips)
     return rec, CNNReport(metadata, results)
 
 

@@ -1,4 +1,10 @@
-"""Ensemble training: combine the members' out-of-fold results, fit its temperature, train all."""
+"""Ensemble training: combine the members' out-of-fold results, fit its temperature, train all.
+
+Members are evaluated on the same splits (the protocols are deterministic), each saves its
+out-of-fold predictions beside it (``oof_predictions.npz``), so an ensemble of saved members is
+evaluated without retraining them; its weights are fixed in advance (equal), so nothing is fitted
+on any test fold.
+"""
 
 from __future__ import annotations
 
@@ -13,13 +19,19 @@ from ..audio.corpora import Clip
 from ..errors import ModelError
 from ..models.base import OOF_FILE, Recognizer
 from ..models.calibration import apply_temperature, expected_calibration_error, fit_temperature
-from ..models.ensemble import DEFAULT_WEIGHTS, EnsembleRecognizer
-from .cnn import oof_of, train_cnn
-from .metadata import audio_settings, data_summary, library_versions
+from ..models.ensemble import EnsembleRecognizer
+from .cnn import train_cnn
+from .metadata import Progress, audio_settings, data_summary, library_versions
 from .mlp import train_mlp
-from .protocols import PROTOCOLS, ProtocolResult, classification_metrics, confused_pairs, describe
+from .protocols import PROTOCOLS, ProtocolResult, classification_metrics, confused_pairs, describe, oof_of
+from .smile import train_smile
 
-__all__ = ["EnsembleReport", "combine_results", "build_ensemble", "results_from_oof", "train_all"]
+__all__ = ["MEMBERS", "TRAINERS", "EnsembleReport", "combine_results", "build_ensemble", "results_from_oof",
+           "train_all"]
+
+#: The bundled ensemble's members, and how each kind is trained.
+MEMBERS = ("mlp", "cnn", "smile")
+TRAINERS = {"mlp": train_mlp, "cnn": train_cnn, "smile": train_smile}
 
 log = logging.getLogger(__name__)
 
@@ -81,11 +93,13 @@ def build_ensemble(
 
     Parameters
     ----------
-    members : {"mlp": MLPRecognizer, "cnn": CNNRecognizer}
-    member_results : {"mlp": {protocol: ProtocolResult}, "cnn": {...}}
-        The members' out-of-fold results (``report.results`` of ``train_mlp`` / ``train_cnn``).
+    members : {name: Recognizer}
+    member_results : {name: {protocol: ProtocolResult}}
+        The members' out-of-fold results (``report.results`` of their training run).
+    weights : {name: weight}, optional
+        Equal by default.
     """
-    weights = dict(DEFAULT_WEIGHTS if weights is None else weights)
+    weights = {n: 1.0 for n in members} if weights is None else dict(weights)
     protocols = [p for p in PROTOCOLS if all(p in member_results[n] for n in members)]
     results = {p: combine_results({n: member_results[n][p] for n in members}, weights, clips) for p in protocols}
     temperature, calibration = None, None
@@ -95,7 +109,8 @@ def build_ensemble(
         calibration = {
             "method": "temperature scaling of the averaged probabilities", "temperature": temperature,
             "fitted_on": "the ensemble's speaker-independent out-of-fold probabilities of all its training "
-                         "clips (members' raw probabilities; MLP temperature undone inside the ensemble)",
+                         "clips (the members' raw probabilities; their own temperatures are not applied inside "
+                         "the ensemble)",
             "ece": "top-label expected calibration error, 15 equal-width bins",
             "training_oof": {"ece_before": expected_calibration_error(si.proba, si.y_true),
                              "ece_after_in_sample": expected_calibration_error(
@@ -106,7 +121,7 @@ def build_ensemble(
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "params": {"weights": weights, "combination": "weighted mean of the members' probabilities",
                    "weights_chosen": "fixed in advance (equal); nothing is fitted on any test fold",
-                   "member_probabilities": "raw (an MLP's temperature is undone inside the ensemble)",
+                   "member_probabilities": "raw (members' own temperatures are not applied inside the ensemble)",
                    "members": {n: {"model": m.kind, "version": m.metadata.get("version"),
                                    "params": m.metadata.get("params")} for n, m in members.items()}},
         "preprocessing": {"audio": audio_settings(),
@@ -116,8 +131,8 @@ def build_ensemble(
         "calibration": calibration,
         "library_versions": library_versions(),
     }
-    rec = EnsembleRecognizer(members, weights=weights, temperature=temperature, metadata=metadata,
-                             oof=oof_of(results, clips))
+    rec = EnsembleRecognizer(members, weights=weights, temperature=temperature, metadata=metadata)
+    rec.oof = oof_of(results, clips)
     return rec, EnsembleReport(metadata, results)
 
 
@@ -142,79 +157,63 @@ def results_from_oof(oof: dict, clips: Sequence[Clip]) -> dict[str, ProtocolResu
     return out
 
 
-def _mlp_results_again(mlp: Recognizer, clips: Sequence[Clip], *, n_jobs: int, progress) -> dict:
-    """Re-run a saved MLP's evaluation (same settings, same splits) for its out-of-fold predictions."""
-    params = mlp.metadata.get("params", {})
-    search = params.get("search", {})
-    _, report = train_mlp(clips, search=bool(search.get("enabled", True)), n_iter=int(search.get("n_iter", 8)),
-                          params=params.get("mlp") if not search.get("enabled", True) else None,
-                          variants=tuple(params.get("augmentation", ())), seed=int(params.get("seed", 0)),
-                          importance=False, n_jobs=n_jobs, progress=progress)
-    for protocol, res in report.results.items():
-        saved = mlp.metadata.get("metrics", {}).get(protocol, {}).get("accuracy")
-        if saved is not None and abs(saved - res.metrics["accuracy"]) > 1e-9:
-            log.warning(
-                "re-running the MLP's %s evaluation gave accuracy %.4f, its metadata says %.4f",
-                protocol, res.metrics["accuracy"], saved)
-    return report.results
-
-
 def train_all(
     clips: Sequence[Clip],
     *,
-    epochs: int | None = None,
-    batch_size: int | None = None,
+    members: Sequence[str] = MEMBERS,
+    reuse: dict[str, str] | None = None,
+    member_kwargs: dict[str, dict] | None = None,
     seed: int = 0,
     n_jobs: int = -1,
-    progress=None,
-    on_epoch=None,
+    progress: Progress | None = None,
     data_root: str | None = None,
-    mlp_kwargs: dict | None = None,
-    cnn_kwargs: dict | None = None,
-    mlp_from: str | None = None,
-    cnn_from: str | None = None,
-) -> dict[str, tuple[Recognizer, object, bool]]:
-    """Train and evaluate the MLP and the CNN on the same splits, then their ensemble.
+) -> dict[str, tuple[Recognizer, dict, bool]]:
+    """Train and evaluate each member on the same splits (or reuse saved ones), then their ensemble.
 
     Parameters
     ----------
-    mlp_from, cnn_from : path, optional
-        Reuse a saved member instead of training it. A CNN brings its out-of-fold predictions
-        (``oof_predictions.npz``); an MLP's are recomputed with the settings in its metadata.
+    members : sequence of str
+        Kinds of :data:`TRAINERS`.
+    reuse : {kind: model folder}, optional
+        Reuse a saved member instead of training it; it must hold the out-of-fold predictions of its
+        own training run on these clips (``oof_predictions.npz``, written by every training run).
+    member_kwargs : {kind: keyword arguments of its training function}, optional
 
     Returns
     -------
-    ``{"mlp": (rec, results, reused), "cnn": (...), "ensemble": (rec, results, False)}`` where
-    ``results`` maps protocol → :class:`ser.evaluate.ProtocolResult`; nothing is saved.
+    ``{kind: (recognizer, results, reused), ..., "ensemble": (recognizer, results, False)}`` where
+    ``results`` maps protocol → :class:`ser.training.protocols.ProtocolResult`; nothing is saved.
     ``progress(fraction, message)`` spans the whole run.
     """
-    def part(lo: float, hi: float):
-        if progress is None:
-            return lambda f, m: None
-        return lambda f, m: progress(lo + (hi - lo) * f, m)
-
     clips = list(clips)
-    split = 0.1 if cnn_from is None else 0.9
-    if mlp_from is not None:
-        mlp = Recognizer.from_pretrained(mlp_from)
-        mlp_results = _mlp_results_again(mlp, clips, n_jobs=n_jobs, progress=part(0.0, split))
-    else:
-        mlp, report = train_mlp(clips, seed=seed, n_jobs=n_jobs, progress=part(0.0, split), data_root=data_root,
-                                **(mlp_kwargs or {}))
-        mlp_results = report.results
-    if cnn_from is not None:
-        cnn = Recognizer.from_pretrained(cnn_from)
-        if not getattr(cnn, "oof", None):
-            raise ModelError(f"{cnn_from} has no out-of-fold predictions ({OOF_FILE}); retrain the CNN here.")
-        cnn_results = results_from_oof(cnn.oof, clips)
-    else:
-        cnn, report = train_cnn(clips, epochs=epochs, batch_size=batch_size, seed=seed, n_jobs=n_jobs,
-                                progress=part(split, 1.0), on_epoch=on_epoch, data_root=data_root,
-                                **(cnn_kwargs or {}))
-        cnn_results = report.results
-    ens, ens_report = build_ensemble({"mlp": mlp, "cnn": cnn}, {"mlp": mlp_results, "cnn": cnn_results}, clips,
+    reuse, member_kwargs = dict(reuse or {}), dict(member_kwargs or {})
+    unknown = sorted((set(members) | set(reuse) | set(member_kwargs)) - set(TRAINERS))
+    if unknown or not members:
+        raise ModelError(f"Unknown ensemble members {unknown or '(none)'}; choose among {', '.join(TRAINERS)}.")
+    out: dict[str, tuple[Recognizer, dict, bool]] = {}
+    to_train = [m for m in members if m not in reuse]
+    for name in members:
+        if name in reuse:
+            rec = Recognizer.from_pretrained(reuse[name])
+            if rec.kind != name:
+                raise ModelError(f"{reuse[name]} holds a {rec.kind} model, not {name}.")
+            if not rec.oof:
+                raise ModelError(f"{reuse[name]} has no out-of-fold predictions ({OOF_FILE}); train the {name} "
+                                 "again (every training run saves them).")
+            out[name] = (rec, results_from_oof(rec.oof, clips), True)
+            continue
+        k = to_train.index(name)
+
+        def part(f: float, m: str, _k=k, _n=name) -> None:
+            if progress is not None:
+                progress((_k + f) / len(to_train), f"{_n}: {m}")
+
+        rec, report = TRAINERS[name](clips, seed=seed, n_jobs=n_jobs, progress=part, data_root=data_root,
+                                     **member_kwargs.get(name, {}))
+        out[name] = (rec, report.results, False)
+    ens, ens_report = build_ensemble({n: out[n][0] for n in members}, {n: out[n][1] for n in members}, clips,
                                      data_root=data_root)
+    out["ensemble"] = (ens, ens_report.results, False)
     if progress is not None:
         progress(1.0, "done")
-    return {"mlp": (mlp, mlp_results, mlp_from is not None), "cnn": (cnn, cnn_results, cnn_from is not None),
-            "ensemble": (ens, ens_report.results, False)}
+    return out

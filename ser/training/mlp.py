@@ -28,7 +28,7 @@ from ..features.handcrafted import FeatureConfig, extract_corpus, feature_groups
 from ..models.mlp import DEFAULT_PARAMS, SEARCH_SPACE, MLPRecognizer, fit_pipeline, make_pipeline
 from .metadata import Progress, audio_settings, data_summary, labels_of, library_versions, noop_progress
 from .pipeline import PipelineTrainer, evaluate
-from .protocols import PROTOCOLS
+from .protocols import PROTOCOLS, oof_of
 
 __all__ = ["MLPTrainer", "search_params", "train_mlp", "MLPReport"]
 
@@ -185,4 +185,5 @@ def train_mlp(
     }
     progress(1.0, "done")
     rec.metadata = metadata
+    rec.oof = oof_of(results, clips)
     return rec, MLPReport(metadata, results)

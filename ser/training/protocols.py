@@ -38,6 +38,7 @@ __all__ = [
     "stratified_split",
     "protocol_splits",
     "run_protocol",
+    "oof_of",
     "classification_metrics",
     "confused_pairs",
     "grouped_permutation_importance",
@@ -195,6 +196,13 @@ def run_protocol(
     if protocol == "speaker_independent" and splits_given is None:
         result.metrics["fold_speakers"] = fold_speakers(clips)
     return result
+
+
+def oof_of(results: dict[str, "ProtocolResult"], clips: Sequence[Clip]) -> dict:
+    """Out-of-fold predictions of results, keyed by clip id (what ``oof_predictions.npz`` holds):
+    ``{protocol: {"clip_ids": [...], "proba": [n, K] float32, "labels": [...]}}``."""
+    return {p: {"clip_ids": [clips[i].clip_id for i in r.test_index], "proba": r.proba.astype(np.float32),
+                "labels": list(r.labels)} for p, r in results.items()}
 
 
 def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, labels: Sequence[str]) -> dict:

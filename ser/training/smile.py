@@ -26,7 +26,7 @@ from ..features.smile import LICENCE, SmileConfig, smile_features, smile_names
 from ..models.smile import DEFAULT_C, SmileRecognizer, make_smile_pipeline
 from .metadata import Progress, audio_settings, data_summary, labels_of, library_versions, noop_progress
 from .pipeline import PipelineTrainer, evaluate
-from .protocols import PROTOCOLS
+from .protocols import PROTOCOLS, oof_of
 
 __all__ = ["C_GRID", "SmileTrainer", "smile_corpus", "fit_rowspace", "choose_c", "train_smile", "SmileReport"]
 
@@ -187,4 +187,5 @@ def train_smile(
     }
     progress(1.0, "done")
     rec.metadata = metadata
+    rec.oof = oof_of(ev.results, clips)
     return rec, SmileReport(metadata, ev.results)
