@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import ctypes
 import functools
 import io
 import logging
@@ -31,22 +32,26 @@ from pathlib import Path
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
-import gradio as gr  # noqa: E402
-from gradio.context import LocalContext  # noqa: E402  (the running event's id: an idle live stream is closed by it)
-from starlette.middleware import Middleware  # noqa: E402
-
-from ser import reports as studies  # noqa: E402
+# ser before Gradio: skops (loading the MLP) and librosa look objects up in every loaded module, so they
+# start about 0.3 s faster (of CPU) before Gradio's 2000 modules are in sys.modules
 from ser import settings  # noqa: E402
 from ser.audio.io import ACCEPTED  # noqa: E402
+from ser.cluster import one_blas_thread_per_process  # noqa: E402
 from ser.errors import AudioError, ParameterError, SerError  # noqa: E402
 from ser.models import explain as ser_explain  # noqa: E402
+from ser.models.mlp import DEFAULT_PARAMS  # noqa: E402
 from ser.models.registry import ModelRegistry  # noqa: E402
 from ser.serving import batch as ser_batch  # noqa: E402
+from ser.serving import presentation  # noqa: E402
 from ser.serving import service  # noqa: E402
+from ser.serving import timeline as ser_timeline  # noqa: E402
 from ser.serving.guards import RefuseNul  # noqa: E402
 from ser.serving.scratch import ScratchFolder  # noqa: E402
 from ser.serving.streams import StreamGate  # noqa: E402
-from ser.serving import timeline as ser_timeline  # noqa: E402
+
+import gradio as gr  # noqa: E402
+from gradio.context import LocalContext  # noqa: E402  (the running event's id: an idle live stream is closed by it)
+from starlette.middleware import Middleware  # noqa: E402
 
 log = logging.getLogger("ser.app")
 
@@ -199,13 +204,13 @@ def live(chunk, state, model: str = "mlp", request: gr.Request = None):
     LIVE.chunk(str(getattr(request, "session_hash", None) or ""), client=client_of(request),
                event_id=LocalContext.event_id.get(None))
     state, r = ser_timeline.stream_update(state, chunk, recognizer=REGISTRY.get(model))
-    return state, r["probabilities"] or {}, f"{r['status'].capitalize()} · {r['time_s']:.0f} s"
+    return (state, *presentation.live_view(r))
 
 
 def live_stop(state, request: gr.Request = None):
     LIVE.end(str(getattr(request, "session_hash", None) or ""))
-    state, s = ser_timeline.stream_stop(state)
-    return state, f"Stopped after {s['duration_s']:.0f} s ({s['emotions'] or 'nothing voiced'})."
+    state, summary = ser_timeline.stream_stop(state)
+    return state, presentation.live_stopped(summary)
 
 
 def close_idle_streams(url: str, *, every_s: float = 1.0) -> None:
@@ -221,20 +226,17 @@ def close_idle_streams(url: str, *, every_s: float = 1.0) -> None:
                 log.debug("closing idle live stream %s: %s", event_id, e)
 
 
-# -- renderers: API values -> components (private events) ------------------------------------
+# -- renderers: API values -> components (private events; the views are ser.serving.presentation) --
 @user_errors
 def show_batch(rows: list[dict]):
-    if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
-        raise ParameterError("Expected the rows of /predict_batch: a list of objects, one per file.")
+    headers, cells = presentation.batch_table(rows)
 
     def write(folder: Path) -> str:
         path = folder / "predictions.csv"
         ser_batch.rows_to_csv(rows, path)
         return str(path)
 
-    path = SCRATCH.write("batch-", write)
-    cols = list(rows[0]) if rows else []
-    return gr.Dataframe(value=[[r.get(c, "") for c in cols] for r in rows], headers=cols), path
+    return gr.Dataframe(value=cells, headers=headers), SCRATCH.write("batch-", write)
 
 
 @user_errors
@@ -249,21 +251,8 @@ def timeline_files(result: dict) -> list[str]:
 
 
 def show_prediction(result: dict):
-    from ser.plots import probabilities_bar
-
-    probs, label, conf = result["probabilities"], result["label"], result["confidence"]
-    where = f"{result['model'].upper()} {result.get('version', '')}".strip()
-    if result["uncertain"]:
-        verdict = (f"### Uncertain\nThe most likely emotion, **{label}**, has only {conf:.0%} "
-                   f"(below the {result['threshold']:.0%} threshold), so the model is not sure. ({where})")
-        title = "Emotion (uncertain)"
-    else:
-        verdict = f"### {label.capitalize()}\nConfidence {conf:.0%} ({where})"
-        title = "Emotion"
-    for w in result.get("warnings", []):
-        verdict += f"\n\n⚠ {w}"
-    return (gr.Label(value=probs, label=title), probabilities_bar(probs, threshold=result["threshold"]),
-            verdict)
+    view = presentation.prediction_view(result)
+    return gr.Label(value=view.probabilities, label=view.title), view.figure, view.verdict
 
 
 def clear_results():
@@ -272,140 +261,32 @@ def clear_results():
 
 
 def show_timeline(result: dict):
-    from ser.serving.timeline import figure
-
-    segments, summary = result["segments"], result["summary"]
-    if not segments:
-        return gr.Plot(value=None, visible=False), "No voiced segment was found for a timeline."
-    if result["duration_s"] < service.TIMELINE_MIN_S or len(segments) < 2:
-        return (gr.Plot(value=None, visible=False),
-                f"The recording lasts {result['duration_s']:.1f} s: one label covers it "
-                f"(a timeline is drawn from {service.TIMELINE_MIN_S:g} s).")
-    seconds = ", ".join(f"{k} {v:.1f} s" for k, v in sorted(summary["seconds"].items(), key=lambda kv: -kv[1])
-                        if v > 0)
-    return (gr.Plot(value=figure(result), visible=True),
-            f"**Dominant: {summary['dominant']}** over {len(segments)} voiced segments "
-            f"({summary['voiced_s']:.1f} s of voice: {seconds}).")
-
-
-MATH_FIGURES = ("spectrum", "pitch", "spectrogram", "logmel", "pole_zero", "frequency_response",
-                "s_plane", "responses")
+    fig, note = presentation.timeline_view(result, min_s=service.TIMELINE_MIN_S)
+    return gr.Plot(value=fig, visible=fig is not None), note
 
 
 def show_analysis(result: dict):
-    from ser.plots import signal_math_figures
-
-    figs = signal_math_figures(result)
-    return (analysis_numbers(result), *(figs[k] for k in MATH_FIGURES))
-
-
-def analysis_numbers(a: dict) -> str:
-    """The numbers of an analysis as Markdown."""
-    lines = [f"**Clip**: {a['duration_s']:.2f} s at {a['sr']} Hz ({a['n_samples']} samples, silence trimmed)."]
-    fft = a["fft"]
-    if fft.get("available"):
-        peaks = ", ".join(f"{p['freq_hz']:.0f} Hz" for p in fft["peaks"])
-        lines.append(f"**FFT**: N = {fft['n']}, resolution {fft['resolution_hz']:.3f} Hz; strongest peaks {peaks}.")
-    f0 = a["f0"]
-    if f0.get("available"):
-        lines.append(f"**F0**: {f0['fft_hz']:.1f} Hz from the FFT (autocorrelation) vs {f0['yin_hz']:.1f} Hz from "
-                     f"the pitch feature (yin); {f0['agreement_5pct']:.0%} of voiced frames agree within 5 %; "
-                     f"voiced fraction {f0['voiced_fraction']:.0%}.")
-    pv = a["parseval"]
-    lines.append(f"**Parseval**: Σ|x[n]|² = {pv['time_energy']:.6g}, (1/N)Σ|X[k]|² = {pv['freq_energy']:.6g}, "
-                 f"relative error {pv['relative_error']:.1e}. STFT: frame energies {pv['stft']['frame_energy_sum']:.6g} "
-                 f"= {pv['stft']['window_norm']:g} × signal energy (error {pv['stft']['relative_error']:.1e}).")
-    z, lap = a["z"], a["laplace"]
-    if z.get("available"):
-        lines.append(f"**z-plane**: all-pole model of order {z['order']} on a {z['frame_ms']:g} ms frame at "
-                     f"{z['frame_start_s']:.2f} s; {'stable' if z['stable'] else 'UNSTABLE'} "
-                     f"(max pole radius {z['max_pole_radius']:.4f}).")
-        form = ", ".join(f"F{i + 1} {f['freq_hz']:.0f} Hz (B {f['bandwidth_hz']:.0f} Hz)"
-                         for i, f in enumerate(lap.get("formants", [])))
-        lines.append(f"**s-plane**: s = f_s·ln z; formants {form or 'none found'}; impulse invariance error "
-                     f"{lap['invariance_error']:.1e}.")
-    else:
-        lines.append(f"**z/s-plane**: {z.get('message')}")
-    lines += [f"⚠ {m}" for m in a.get("messages", [])]
-    return "\n\n".join(lines)
+    numbers, figures = presentation.analysis_view(result)
+    return (numbers, *figures)
 
 
 def show_studies():
     """The stored studies (reports/*.json): robustness chart, both reliability diagrams, the bundled-models table."""
-    return (studies.robustness_chart(), studies.reliability_chart(kind="mlp"), studies.reliability_chart(kind="cnn"),
-            studies.STUDIES_NOTE + "\n\n" + studies.bundled_table())
+    return presentation.studies_view()
 
 
 def show_training(summary: dict):
-    from ser.plots import confusion_matrix, history_curves, importance_bar, message_figure
-
-    metrics = summary.get("metrics", {})
-    rows = ["| protocol | accuracy | UAR | macro F1 | macro precision | n test |", "|---|---|---|---|---|---|"]
-    for name, m in metrics.items():
-        rows.append(f"| {name.replace('_', ' ')} | {m['accuracy']:.3f} | {m['uar']:.3f} | {m['macro_f1']:.3f} | "
-                    f"{m['macro_precision']:.3f} | {m['n_test']} |")
-    data = summary.get("data", {})
-    head = (f"### Saved {summary.get('model', '').upper()} {summary.get('version', '')}\n"
-            f"Trained on {data.get('clips', '?')} clips of {data.get('speakers', '?')} speakers; "
-            f"now serving predictions.\n\n")
-    notes = "\n".join(f"- **{n.replace('_', ' ')}**: {m.get('protocol', '')}" for n, m in metrics.items())
-    figs = []
-    for name in ("speaker_independent", "stratified"):
-        m = metrics.get(name)
-        figs.append(confusion_matrix(m["confusion"], m["labels"], title=f"Confusion: {name.replace('_', ' ')}")
-                    if m else message_figure(f"No {name} protocol in this run."))
-    history = summary.get("history")
-    importance = (summary.get("feature_importance") or {}).get("speaker_independent")
-    if history and history.get("loss"):  # CNN: the final model's curves, the folds' faintly
-        extra = history_curves(history, title="Training and validation curves")
-    elif importance:
-        extra = importance_bar(importance)
-    else:
-        extra = message_figure("Feature importance was not computed (enable it) and this model has no curves.")
-    errors = []
-    for name, m in metrics.items():
-        for pair in m.get("error_analysis", [])[:4]:
-            a, b = pair["pair"]
-            errors.append(f"- {name.replace('_', ' ')}: **{a} ↔ {b}**, {pair['count']} clips "
-                          f"({a} as {b}: {pair.get('a_as_b', '?')}, {b} as {a}: {pair.get('b_as_a', '?')})")
-    errors_md = "### Most confused pairs\n" + ("\n".join(errors) if errors else "none")
-    return head + "\n".join(rows) + "\n\n" + notes, *figs, extra, errors_md
-
-
-VERSION_COLUMNS = ["model", "version", "created", "serving", "speaker-indep. acc", "speaker-indep. UAR",
-                   "stratified acc", "stratified UAR", "clips", "speakers", "status"]
+    return presentation.training_view(summary)
 
 
 def show_models(listing: dict):
-    rows = []
-    for v in listing["versions"]:
-        si, st, data = v.get("speaker_independent") or {}, v.get("stratified") or {}, v.get("data") or {}
-
-        def num(d, k):
-            return None if d.get(k) is None else round(float(d[k]), 3)
-
-        rows.append([v["model"], v["version"], v.get("created") or "", "✔" if v["serving"] else "",
-                     num(si, "accuracy"), num(si, "uar"), num(st, "accuracy"), num(st, "uar"),
-                     data.get("clips"), data.get("speakers"), "ok" if v["ok"] else f"damaged: {v['error']}"])
-    serving = ", ".join(f"{k}: {v or 'not loaded yet'}" for k, v in listing["serving"].items())
-    choices = [""] + [v["version"] for v in listing["versions"] if v["ok"]]
-    return (gr.Dataframe(value=rows, headers=VERSION_COLUMNS), f"**Serving** — {serving}",
-            gr.Dropdown(choices=choices))
+    rows, serving, choices = presentation.models_view(listing)
+    return (gr.Dataframe(value=rows, headers=presentation.VERSION_COLUMNS), serving, gr.Dropdown(choices=choices))
 
 
 # -- layout and wiring -----------------------------------------------------------------------
-def _intro() -> str:
-    lock = ("This server is **public**: training, model switching and Hub actions need the admin token."
-            if settings.is_public() else "")
-    return ("# ser — speech emotion recognition\n"
-            "Record or upload speech, choose a model, and see which emotion the voice carries, how sure the "
-            "model is, how it changes over time, and the signal maths behind it. " + lock)
-
-
 def build_demo() -> gr.Blocks:
     """The whole app; every event has an ``api_name`` (renderers are private)."""
-    from ser.models.mlp import DEFAULT_PARAMS
-
     public = settings.is_public()
     token_info = "required on this public server" if public else "not needed locally"
     data_default = settings.default_data_dir()
@@ -414,7 +295,7 @@ def build_demo() -> gr.Blocks:
 
     with gr.Blocks(title="ser — speech emotion recognition", analytics_enabled=False,
                    delete_cache=(min(UPLOAD_TTL_S, 300), UPLOAD_TTL_S)) as demo:
-        gr.Markdown(_intro(), elem_id="intro")
+        gr.Markdown(presentation.intro(public=public), elem_id="intro")
         with gr.Tabs(elem_id="tabs"):
             # 1. Predict ---------------------------------------------------------------------
             with gr.Tab("Predict", id="predict", elem_id="tab-predict"):
@@ -424,8 +305,8 @@ def build_demo() -> gr.Blocks:
                                          elem_id="audio")
                         model = gr.Radio(MODEL_CHOICES, value="mlp", label="Model", elem_id="model")
                         predict_btn = gr.Button("Predict", variant="primary", elem_id="predict-btn")
-                        gr.Markdown(f"Accepted: {ACCEPTED}; up to {settings.max_bytes() / 2**20:.0f} MiB. "
-                                    f"A result below {settings.uncertain_below():.0%} is reported as uncertain.",
+                        gr.Markdown(presentation.accepted_note(ACCEPTED, max_bytes=settings.max_bytes(),
+                                                               uncertain_below=settings.uncertain_below()),
                                     elem_id="accepted")
                         if EXAMPLES:
                             gr.Examples([[str(p)] for p in EXAMPLES], inputs=[audio],
@@ -539,7 +420,7 @@ def build_demo() -> gr.Blocks:
             # 4. Models --------------------------------------------------------------------
             with gr.Tab("Models", id="models", elem_id="tab-models") as models_tab:
                 serving_md = gr.Markdown(elem_id="serving")
-                table = gr.Dataframe(headers=VERSION_COLUMNS, interactive=False, elem_id="versions",
+                table = gr.Dataframe(headers=presentation.VERSION_COLUMNS, interactive=False, elem_id="versions",
                                      wrap=True)
                 refresh_btn = gr.Button("Refresh", elem_id="models-refresh")
                 models_json = gr.JSON(label="models", visible=False, elem_id="models-json")
@@ -596,7 +477,7 @@ def build_demo() -> gr.Blocks:
                                              **render)
         analyze_btn.click(analyze, audio, analysis_json, api_name="analyze", show_progress_on=numbers,
                           **inference).success(
-            show_analysis, analysis_json, [numbers, *(plots[k] for k in MATH_FIGURES)],
+            show_analysis, analysis_json, [numbers, *(plots[k] for k in presentation.MATH_FIGURES)],
             api_name="show_analysis", **render)
         train_btn.click(train, [kind, data_dir, speakers, hidden, alpha, lr, batch, epochs, augment, search,
                                 importance, token], train_json, api_name="train", show_progress_on=[train_md, cm_si, cm_st],
@@ -636,8 +517,6 @@ def limit_malloc_arenas(n: int = 2) -> None:
     if "MALLOC_ARENA_MAX" in os.environ or not sys.platform.startswith("linux"):
         return
     try:
-        import ctypes
-
         ctypes.CDLL("libc.so.6").mallopt(-8, int(n))  # M_ARENA_MAX
     except (OSError, AttributeError):  # not glibc (musl, ...): nothing to limit
         pass
@@ -645,8 +524,6 @@ def limit_malloc_arenas(n: int = 2) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     limit_malloc_arenas()
-    from ser.cluster import one_blas_thread_per_process
-
     one_blas_thread_per_process()  # from the main thread, first: see there
     parser = argparse.ArgumentParser(description="Serve ser's web app (Gradio).")
     parser.add_argument("--share", action="store_true", default=settings.flag("SER_SHARE"),
@@ -654,7 +531,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "0.0.0.0"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", "7860")))
     parser.add_argument("--no-warm-up", action="store_true", default=not settings.warm_up(),
-                        help="skip the background warm-up (first MLP prediction, CNN/TensorFlow load)")
+                        help="skip the warm-up before listening (one MLP prediction of an example clip)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
@@ -665,6 +542,8 @@ def main(argv: list[str] | None = None) -> int:
         app = demo = build_demo()
     for message in service.start_up(REGISTRY):  # the MLP is loaded before the first request
         log.info(message)
+    if not args.no_warm_up:  # before listening: no request waits for a first use (the CNN loads when asked)
+        service.warm_up(REGISTRY, EXAMPLES[0] if EXAMPLES else None)
     if args.share and os.environ.get("SPACE_ID"):
         args.share = False  # a Space is already public; Gradio ignores share there
     # whose X-Forwarded-For names the client (per-client limits): nobody, or the Space's proxy; see settings
@@ -698,9 +577,6 @@ def main(argv: list[str] | None = None) -> int:
             print(f"No public share link could be created (offline, or the tunnel is unavailable); serving "
                   f"locally only at http://{args.host}:{args.port}.", flush=True)
     threading.Thread(target=close_idle_streams, args=(app.local_url,), daemon=True, name="idle-streams").start()
-    if not args.no_warm_up:
-        threading.Thread(target=service.warm_up, args=(REGISTRY, EXAMPLES[0] if EXAMPLES else None),
-                         daemon=True, name="warm-up").start()
     # SIGTERM (how a Space or a container stops) ends the server as Ctrl-C does: Gradio deletes the
     # uploads and its cache, and this server's own folder goes too
     signal.signal(signal.SIGTERM, stop_on_sigterm)

@@ -1,12 +1,19 @@
 """The app under load, over its API, with Gradio's own cost measured beside it in the same run.
 
-    python bench/load.py                                   # about 3 min on 2 free cores
-    python bench/load.py --rss-predictions 1000 --with-training
-    python bench/load.py --profile bench/output/predict_profile.txt   # py-spy of the server (latency phase)
+    python -m bench.load                                   # about 3 min on 2 free cores
+    python -m bench.load --rss-predictions 1000 --with-training
+    python -m bench.load --cold-runs 5 --cold-only         # cold starts against a bare Gradio app only
+    python -m bench.load --profile bench/output/predict_profile.txt   # py-spy of the server (latency phase)
 
 ``python app.py`` runs as a subprocess on a free 127.0.0.1 port with a temporary copy of ``models/``
 (never the repository's), analytics off and the Hub offline. In order:
 
+0. **cold start against a bare Gradio app** (``--cold-runs`` pairs, alternating): ``bench/bare_app.py``
+   (the same audio input and queue, a ``/predict`` that reads the file's size) and ``python app.py``,
+   each from ``python`` to the page served and to the first successful ``/predict``, with the server's
+   CPU time then; medians and the ratio app / bare are printed. Then, for ``app.py``, ``/predict``
+   every 0.25 s for ``--after-start-s`` seconds: the slowest against the median of the last ten (what a
+   background warm-up would cost the requests that arrive meanwhile).
 1. **cold start**: from starting ``python app.py`` (default settings, background warm-up on) to the
    first successful ``/predict`` through ``gradio_client``; the server's RSS then.
 2. **latency** of a 3 s RAVDESS clip, one client, rounds of ``/noop`` (takes the same upload and
@@ -49,11 +56,13 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+APP = REPO / "app.py"
+BARE = REPO / "bench" / "bare_app.py"
 
 MIB = 2**20
 TARGETS = {"mlp": 50.0, "cnn": 100.0}  # ms added at p50 over /noop
-COLD_START_TARGET_S = 8.0
+COLD_START_TARGET_S = 6.0
+WARM_UP_EXCESS_TARGET_S = 0.5  # no request slower than a warm one by more than this because of warm-up
 RSS_TARGET = 1024 * MIB
 RSS_GROWTH_BOUND = 50 * MIB
 
@@ -121,7 +130,8 @@ def three_second_clip(source: str, folder: Path) -> Path:
 class Server:
     """``python app.py`` in a subprocess; its RSS and CPU time through psutil."""
 
-    def __init__(self, models: Path, data: Path, tmp: Path, port: int, extra_env: dict[str, str] | None = None):
+    def __init__(self, models: Path, data: Path, tmp: Path, port: int, extra_env: dict[str, str] | None = None,
+                 script: Path = APP):
         import psutil
 
         env = {k: v for k, v in os.environ.items()
@@ -133,10 +143,10 @@ class Server:
                     "SER_TRAIN_JOBS": "1", "PYTHONUNBUFFERED": "1"})
         env.update(extra_env or {})
         self.url = f"http://127.0.0.1:{port}/"
-        self.log_path = tmp / "server.log"
+        self.log_path = tmp / f"server-{script.stem}-{port}.log"
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - open while the server runs
         self.started = time.perf_counter()
-        self.proc = subprocess.Popen([sys.executable, str(REPO / "app.py")], cwd=REPO, env=env,
+        self.proc = subprocess.Popen([sys.executable, str(script)], cwd=REPO, env=env,
                                      stdout=self._log, stderr=subprocess.STDOUT)
         self.ps = psutil.Process(self.proc.pid)
 
@@ -187,6 +197,43 @@ def cold_start(server: Server, clip: Path, timeout: float = 300.0) -> dict:
     first = time.perf_counter() - server.started
     return {"served_s": served, "first_predict_s": first, "cpu_s": server.cpu(), "rss": server.rss(),
             "client": client, "connect_s": connected}
+
+
+def after_start(client, clip: Path, seconds: float, every_s: float = 0.25) -> dict:
+    """``/predict`` every ``every_s`` for ``seconds`` right after the first one: the slowest request
+    against the median of the last ten (by then any background warm-up is over)."""
+    from gradio_client import handle_file
+
+    lat = []
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        t0 = time.perf_counter()
+        client.predict(handle_file(str(clip)), "mlp", api_name="/predict")
+        lat.append(time.perf_counter() - t0)
+        time.sleep(every_s)
+    warm = statistics.median(lat[-10:])
+    return {"n": len(lat), "max_s": max(lat), "warm_s": warm, "excess_s": max(lat) - warm}
+
+
+def cold_starts(models: Path, data: Path, tmp: Path, clip: Path, runs: int, after_s: float) -> dict:
+    """``runs`` cold starts of the bare app and of ``app.py``, alternating; figures per script."""
+    out: dict[str, list[dict]] = {"bare": [], "app": []}
+    for i in range(runs):
+        for name, script in (("bare", BARE), ("app", APP)):
+            server = Server(models, data, tmp, free_port(), script=script)
+            try:
+                cold = cold_start(server, clip)
+                if name == "app" and after_s > 0:
+                    cold.update(after_start(cold["client"], clip, after_s))
+            finally:
+                server.stop()
+            cold.pop("client")
+            out[name].append(cold)
+            print(f"cold start {i + 1}/{runs} {name}: served {cold['served_s']:.1f} s, first /predict "
+                  f"{cold['first_predict_s']:.1f} s, CPU {cold['cpu_s']:.1f} s"
+                  + (f"; after start: slowest {cold['max_s'] * 1000:.0f} ms vs warm {cold['warm_s'] * 1000:.0f} ms"
+                     if "max_s" in cold else ""), flush=True)
+    return out
 
 
 # -- phases ------------------------------------------------------------------------------------------
@@ -334,6 +381,32 @@ def train_during_load(url: str, models: Path, files: list[str], args) -> dict:
 
 
 # -- report ------------------------------------------------------------------------------------------
+def print_cold_starts(colds: dict, load: tuple[float, float, float]) -> None:
+    """Medians of the cold starts, app.py beside the bare Gradio app, and their ratio."""
+    if not colds["app"]:
+        return
+    med = {name: {k: statistics.median(r[k] for r in runs) for k in ("served_s", "first_predict_s", "cpu_s")}
+           for name, runs in colds.items()}
+    a, b = med["app"], med["bare"]
+    excess = max(r.get("excess_s", 0.0) for r in colds["app"])
+    print()
+    print(f"cold starts, {len(colds['app'])} of each, alternating (medians; load average {load[0]:.1f}):")
+    print("| | page served | first /predict answered | server CPU by then |")
+    print("|---|---:|---:|---:|")
+    print(f"| bare Gradio app (bench/bare_app.py) | {b['served_s']:.2f} s | {b['first_predict_s']:.2f} s | "
+          f"{b['cpu_s']:.2f} s |")
+    print(f"| `python app.py` | {a['served_s']:.2f} s | {a['first_predict_s']:.2f} s | {a['cpu_s']:.2f} s |")
+    print(f"| app / bare | {a['served_s'] / b['served_s']:.2f} | {a['first_predict_s'] / b['first_predict_s']:.2f} | "
+          f"{a['cpu_s'] / b['cpu_s']:.2f} |")
+    print(f"| app − bare | {a['served_s'] - b['served_s']:+.2f} s | {a['first_predict_s'] - b['first_predict_s']:+.2f} s | "
+          f"{a['cpu_s'] - b['cpu_s']:+.2f} s |")
+    ok = a["first_predict_s"] <= COLD_START_TARGET_S
+    print(f"first /predict of app.py: {a['first_predict_s']:.2f} s (target ≤ {COLD_START_TARGET_S:g} s on an idle "
+          f"machine: {'ok' if ok else 'MISSED'}); slowest request in the {colds['app'][0].get('n', 0)} after it, "
+          f"over a warm one: {excess * 1000:+.0f} ms (target ≤ {WARM_UP_EXCESS_TARGET_S * 1000:.0f} ms: "
+          f"{'ok' if excess <= WARM_UP_EXCESS_TARGET_S else 'MISSED'})")
+
+
 def row(name: str, value: str, target: str = "", ok: bool | None = None) -> str:
     mark = "" if ok is None else ("ok" if ok else "MISSED")
     return f"| {name} | {value} | {target} | {mark} |"
@@ -356,6 +429,11 @@ def main() -> int:
     ap.add_argument("--no-noop-load", action="store_true", help="skip the concurrent /noop baseline")
     ap.add_argument("--server-env", nargs="*", default=[], metavar="NAME=VALUE",
                     help="extra environment of the server, e.g. MALLOC_ARENA_MAX=2")
+    ap.add_argument("--cold-runs", type=int, default=3,
+                    help="cold starts of the bare Gradio app and of app.py, alternating (0: skip)")
+    ap.add_argument("--cold-only", action="store_true", help="only the cold starts against the bare app")
+    ap.add_argument("--after-start-s", type=float, default=12.0,
+                    help="after each app.py cold start, /predict every 0.25 s for this long")
     ap.add_argument("--profile", type=Path, default=None,
                     help="record the server with py-spy during the latency phase (raw collapsed stacks)")
     args = ap.parse_args()
@@ -373,6 +451,10 @@ def main() -> int:
         notes = prepare_models(tmp / "models", [k for k in args.models if k != "mlp"])
         pool = clips(args.data, 120)
         clip = three_second_clip(pool[0], tmp)
+        colds = cold_starts(tmp / "models", args.data, tmp, clip, args.cold_runs, args.after_start_s)
+        if args.cold_only:
+            print_cold_starts(colds, os.getloadavg())
+            return 0
         server = Server(tmp / "models", args.data, tmp, free_port(),
                         dict(item.split("=", 1) for item in args.server_env))
         cold = cold_start(server, clip)
@@ -424,6 +506,7 @@ def main() -> int:
     print()
     print(f"machine: {os.cpu_count()} cores, load average {load0[0]:.1f} at start, {load1[0]:.1f} at end "
           "(figures below are wall-clock on a shared machine; server CPU ms do not depend on the load)")
+    print_cold_starts(colds, load1)
     print()
     print("| metric | measured | target | |")
     print("|---|---|---|---|")

@@ -34,7 +34,7 @@ variable                    meaning                                             
 ``SER_TRUSTED_PROXIES``     addresses whose X-Forwarded-For names the client (``,``-list)   none; a Space: private networks
 ``SER_UPLOAD_TTL_S``        seconds an uploaded file is kept                                3600
 ``SER_SCRATCH_MAX_MB``      the server's own files (downloads) in total, MiB                256
-``SER_WARM_UP``             ``0``: the app skips its background warm-up                     on
+``SER_WARM_UP``             ``0``: the app skips its warm-up (one MLP prediction) at start  on
 ``SER_MCP``                 ``1``: serve the endpoints as MCP tools too                     off
 ``SER_BENCH_JOBS``          worker processes of the studies in ``bench/``                   2
 ==========================  ==============================================================  ===========
@@ -329,7 +329,8 @@ def scratch_max_bytes() -> int:
 
 
 def warm_up() -> bool:
-    """Whether the app warms its models up in the background (``SER_WARM_UP=0`` turns it off)."""
+    """Whether the app predicts one example with the MLP before it listens, so no request waits for
+    first-use costs (``SER_WARM_UP=0`` turns it off)."""
     return _raw("SER_WARM_UP") != "0"
 
 

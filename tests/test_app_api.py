@@ -21,7 +21,7 @@ from app_server import REPO, free_port, models_copy, record_timing, running_app,
 from audio_cases import make_cases
 
 gradio_client = pytest.importorskip("gradio_client")
-from gradio_client.utils import Status
+from gradio_client.utils import Status  # noqa: E402
 from gradio_client import Client, handle_file  # noqa: E402
 from gradio_client.exceptions import AppError  # noqa: E402
 
@@ -308,34 +308,3 @@ def test_public_server_locks_admin_actions_but_not_prediction(public_client, cli
     with pytest.raises(AppError, match="Too many wrong admin tokens"):
         public_client.predict("mlp", "", TOKEN, api_name="/use_version")
     check_prediction(public_client.predict(handle_file(str(clips["angry"])), "mlp", api_name="/predict"))
-
-
-# -- renderers (what the page shows of the API's values), without a server ----------------------
-def _metrics(labels):
-    n = len(labels)
-    return {"accuracy": 0.5, "uar": 0.5, "macro_f1": 0.5, "macro_precision": 0.5, "n_test": 10,
-            "confusion": np.eye(n, dtype=int).tolist(), "labels": labels, "protocol": "words",
-            "error_analysis": [{"pair": ["calm", "sad"], "count": 3, "a_as_b": 2, "b_as_a": 1}]}
-
-
-def test_renderers_show_uncertain_results_and_both_kinds_of_training_run():
-    import plotly.graph_objects as go
-
-    import app
-
-    probs = {"calm": 0.3, "sad": 0.25, "angry": 0.45}
-    _, bar, verdict = app.show_prediction({"label": "angry", "confidence": 0.3, "uncertain": True,
-                                           "threshold": 0.35, "probabilities": probs, "model": "mlp",
-                                           "version": "v1", "warnings": []})
-    assert verdict.startswith("### Uncertain") and isinstance(bar, go.Figure)
-    labels = ["calm", "sad", "angry"]
-    base = {"model": "mlp", "version": "v1", "data": {"clips": 10, "speakers": 2},
-            "metrics": {"speaker_independent": _metrics(labels), "stratified": _metrics(labels)}}
-    md, cm_si, cm_st, extra, errors = app.show_training({**base, "feature_importance": {
-        "speaker_independent": {"mfcc": 0.1, "pitch": 0.02}}})
-    assert "Saved MLP v1" in md and "| stratified |" in md and "calm ↔ sad" in errors
-    assert "permuted" in extra.layout.title.text
-    curves = {"loss": [1.0, 0.8], "val_loss": [1.1, 0.9], "accuracy": [0.3, 0.4], "val_accuracy": [0.2, 0.3],
-              "best_epoch": 2, "folds": {"stratified": [{"val_loss": [1.2, 1.0], "val_accuracy": [0.2, 0.25]}]}}
-    _, _, _, extra, _ = app.show_training({**base, "model": "cnn", "history": curves})
-    assert "curves" in extra.layout.title.text

@@ -175,7 +175,7 @@ def test_train_tab_trains_a_small_mlp_and_shows_metrics(page):
     heading.wait_for(timeout=300_000)
     assert heading.inner_text().startswith("Saved MLP v")
     table = page.locator("#train-metrics table").inner_text()
-    assert "speaker independent" in table and "stratified" in table
+    assert "speaker-independent" in table and "stratified" in table
     page.locator("#train-cm-si .js-plotly-plot").wait_for()
     page.locator("#train-cm-strat .js-plotly-plot").wait_for()
     assert "Most confused pairs" in page.locator("#train-errors").inner_text()

@@ -463,13 +463,22 @@ def start_up(registry) -> list[str]:
     return messages
 
 
-def warm_up(registry, clip: str | os.PathLike | None = None, *, cnn: bool = True) -> None:
-    """Background warm-up after the server is up: one MLP prediction (compiles librosa's numba
-    kernels), then the CNN (imports TensorFlow) when one is saved. Errors are only logged."""
+def warm_up(registry, clip: str | os.PathLike | None = None) -> dict | None:
+    """The MLP path's first-use costs, paid before the server listens: one prediction of ``clip`` (loads
+    librosa's modules and numba's compiled kernels, sklearn's first predict), so no request waits for them.
+
+    The CNN is not loaded here: importing TensorFlow holds the interpreter for seconds (a request arriving
+    meanwhile stalled by up to 1.4 s), so it loads when a CNN or ensemble prediction first asks for it.
+
+    Returns
+    -------
+    dict or None
+        The :func:`predict` result, or ``None`` when there is no clip or no MLP. Errors are only logged:
+        warm-up never stops the server.
+    """
     try:
         if clip is not None and Path(clip).is_file():
-            registry.get("mlp").predict(clip)
-        if cnn and (registry.root / "cnn").exists():
-            registry.get("cnn")
+            return predict(clip, "mlp", registry=registry)
     except Exception as e:  # noqa: BLE001 - warm-up must never take the server down
         log.warning("warm-up: %s", e)
+    return None

@@ -5,7 +5,7 @@ answers each. Between chunks the stream holds a place in its concurrency group, 
 opens streams and never sends audio would keep others out. :class:`StreamGate` is the account:
 
 - :meth:`StreamGate.admit` refuses a new stream when its client (address) already holds
-  ``per_client`` streams that are alive (a chunk within ``idle_s``), before it is queued;
+  ``per_client`` streams that are alive (a chunk within ``idle_s``) or admitted, before it is queued;
 - :meth:`StreamGate.chunk` records each chunk (a new stream is admitted again, atomically);
   a stream is known by its page session, and by its event id for closing;
 - :meth:`StreamGate.idle` hands back the streams that sent nothing for ``idle_s`` seconds, for
@@ -57,21 +57,33 @@ class StreamGate:
             raise ValueError(f"per_client must be >= 1 and idle_s > 0, got {per_client}, {idle_s}.")
         self.per_client, self.idle_s, self._clock = int(per_client), float(idle_s), clock
         self._streams: dict[str, _Stream] = {}  # page session -> its stream
+        self._admitted: dict[str, list[float]] = {}  # client -> when streams were admitted, not started yet
         self._lock = threading.Lock()
 
-    def _alive(self, client: str, now: float) -> int:
-        return sum(1 for s in self._streams.values() if s.client == client and now - s.last < self.idle_s)
+    def _held(self, client: str, now: float) -> int:
+        """Streams of ``client`` alive (a chunk within ``idle_s``) or admitted and not started yet."""
+        waiting = [t for t in self._admitted.get(client, []) if now - t < self.idle_s]
+        if waiting:
+            self._admitted[client] = waiting
+        else:
+            self._admitted.pop(client, None)
+        alive = sum(1 for s in self._streams.values() if s.client == client and now - s.last < self.idle_s)
+        return alive + len(waiting)
 
     def _refuse_if_full(self, client: str, now: float) -> None:
-        held = self._alive(client, now)
+        held = self._held(client, now)
         if held >= self.per_client:
             raise BusyError(f"This client already has {held} live stream{'s' if held != 1 else ''} open (the "
                             f"limit is {self.per_client}); stop one before starting another.")
 
     def admit(self, client: str) -> None:
-        """Raise :class:`BusyError` when ``client`` already holds its share of live streams."""
+        """Admit a new stream of ``client`` (before it is queued), or raise :class:`BusyError` when the
+        client already holds its share. The place is counted from now on, so streams started at the
+        same moment cannot all pass; the stream's first chunk takes it (:meth:`chunk`)."""
         with self._lock:
-            self._refuse_if_full(client, self._clock())
+            now = self._clock()
+            self._refuse_if_full(client, now)
+            self._admitted.setdefault(client, []).append(now)
 
     def chunk(self, session: str, *, client: str, event_id: str | None = None) -> None:
         """A chunk of the stream of ``session`` arrived.
@@ -91,7 +103,11 @@ class StreamGate:
                 known.last = now
                 return
             self._streams.pop(session, None)
-            self._refuse_if_full(client, now)
+            waiting = self._admitted.get(client)
+            if waiting:  # admitted before it was queued: its place is taken
+                waiting.pop(0)
+            else:
+                self._refuse_if_full(client, now)
             self._streams[session] = _Stream(client=client, event_id=event_id, last=now)
 
     def end(self, session: str) -> None:
@@ -107,9 +123,7 @@ class StreamGate:
             quiet = [session for session, s in self._streams.items() if now - s.last >= self.idle_s]
             return [e for e in (self._streams.pop(session).event_id for session in quiet) if e]
 
-    def held(self, client: str | None = None) -> int:
-        """Live streams (of ``client``, or of everyone) that are not idle."""
+    def held(self, client: str) -> int:
+        """Streams of ``client`` alive or admitted and not started yet."""
         with self._lock:
-            now = self._clock()
-            return sum(1 for s in self._streams.values()
-                       if (client is None or s.client == client) and now - s.last < self.idle_s)
+            return self._held(client, self._clock())
