@@ -117,11 +117,6 @@ def test_mlp_on_two_worker_processes_gives_the_same_probabilities(clips, tmp_pat
     _assert_same(_direct(clips, "mlp"), _csv_probabilities(out, get_recognizer("mlp").labels))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "ser.serving.timeline removes the DC offset of the whole recording only, ser.predict that of the clip it "
-    "is given: a segment keeps its residual DC (2e-5 to 7e-5 on the examples) and its probabilities differ by "
-    "up to 4e-3. Fix: remove each segment's DC before trimming, as load_audio does for a clip; then drop "
-    "this mark (strict: the test fails as soon as the paths agree)."))
 @pytest.mark.parametrize("kind", KINDS)
 def test_a_one_segment_timeline_predicts_the_segment_like_ser_predict(kind):
     rec = get_recognizer(kind)

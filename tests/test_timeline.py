@@ -15,7 +15,7 @@ from tiny_model import long_recording, ravdess_files, tiny_models_root
 
 from ser.serving import timeline as tl
 from ser.audio import vad
-from ser.audio.io import load_audio, resample, trim_silence
+from ser.audio.io import load_audio, resample
 from ser.errors import AudioError
 
 SR = 16_000
@@ -50,14 +50,12 @@ def test_one_segment_per_sentence_with_consistent_probabilities(rec, recording):
 
 
 def test_batched_windows_equal_one_by_one_predictions(rec, recording):
-    """The batch through the network gives each segment what predict_array gives it alone."""
-    from ser.audio.io import trim_silence
-
+    """Each segment gets what predicting its audio as a clip of its own gives (loaded as any clip:
+    DC offset removed, trimmed), though all segments go through the network in one batch."""
     y, _ = recording
     segments = tl.timeline(y, rec, sr=SR, threshold=0.5)
     for s in segments:
-        seg = trim_silence(y[round(s["start"] * SR): round(s["end"] * SR)])
-        alone = rec.predict_array(seg, threshold=0.5)
+        alone = rec.predict((SR, y[round(s["start"] * SR): round(s["end"] * SR)]), threshold=0.5)
         assert alone.label == s["emotion"] and alone.uncertain == s["uncertain"]
         assert alone.probabilities == pytest.approx(s["probabilities"], abs=2e-6)
 
@@ -218,7 +216,7 @@ def test_an_ensemble_averages_raw_member_probabilities_and_applies_its_own_tempe
     np.testing.assert_allclose(np.stack([ens.predict_proba(c) for c in clips]), got, rtol=0, atol=1e-12)
     mixed_calibrated = 0.25 * rec.predict_proba_batch(clips) + 0.75 * hot.predict_proba_batch(clips)[:, ::-1]
     assert np.abs(got - mixed_calibrated).max() > 1e-3  # the old batch path's answer, which was wrong
-    result = tl.timeline(y, ens, sr=SR, segments=spans[:3])  # segments are trimmed as clips are loaded
-    trimmed = ens.predict_proba_batch([trim_silence(c, top_db=ens.audio["top_db"]) for c in clips])
+    result = tl.timeline(y, ens, sr=SR, segments=spans[:3])  # segments are prepared as clips are loaded
+    trimmed = ens.predict_proba_batch([ens.load((SR, c)) for c in clips])
     for seg, p in zip(result, trimmed):
         assert [seg["probabilities"][lab] for lab in ens.labels] == pytest.approx(p, abs=1e-6)

@@ -56,6 +56,7 @@ __all__ = [
     "valid_audio",
     "as_signal",
     "sha256_file",
+    "remove_dc",
     "ACCEPTED",
 ]
 
@@ -712,8 +713,7 @@ def valid_audio(y: np.ndarray, *, sr: int, max_duration: float | None = None) ->
             f"The audio has {bad} NaN or infinite samples of {y.size}; expected finite PCM samples."
         )
     _check_peak(float(np.max(np.abs(y))))
-    # a DC offset is not voice, and it would fool the silence check
-    y = y - np.float32(y.mean(dtype=np.float64))
+    y = remove_dc(y)  # a DC offset is not voice, and it would fool the silence check
     if float(np.max(np.abs(y))) < SILENCE_PEAK:
         _refuse_silence()
     return y.astype(np.float32, copy=False)
@@ -732,6 +732,15 @@ def _refuse_silence() -> None:
         f"The recording is silent (peak below {SILENCE_DBFS:.0f} dBFS once any DC offset is "
         "removed); record again closer to the microphone."
     )
+
+
+def remove_dc(y: np.ndarray) -> np.ndarray:
+    """``y`` minus its mean (computed in float64), as float32: every clip a model hears is DC-free,
+    whether loaded whole or cut from a longer recording."""
+    y = np.asarray(y, dtype=np.float32)
+    if not y.size:
+        return y
+    return (y - np.float32(y.mean(dtype=np.float64))).astype(np.float32, copy=False)
 
 
 def resample(y: np.ndarray, *, orig_sr: int, sr: int = SAMPLE_RATE) -> np.ndarray:

@@ -37,7 +37,8 @@ import numpy as np
 import plotly.graph_objects as go
 
 from .. import settings
-from ..audio.io import SAMPLE_RATE, AudioSource, decode, load_audio, resample, to_mono, trim_silence
+from ..audio.io import (SAMPLE_RATE, AudioSource, decode, load_audio, remove_dc, resample, to_mono,
+                        trim_silence)
 from ..audio.vad import (AGGRESSIVENESS, MAX_SEGMENT_S, MERGE_GAP_S, MIN_SEGMENT_S, PAD_S, default_method,
                          voiced_segments)
 from ..errors import AudioError
@@ -139,7 +140,7 @@ def timeline(
     need = math.ceil(float(recognizer.audio["min_voiced_s"]) * rec_sr)
     clips = []
     for a, b in segments:
-        seg = y[round(a * rec_sr): round(b * rec_sr)]
+        seg = remove_dc(y[round(a * rec_sr): round(b * rec_sr)])  # as the loader makes a clip DC-free
         if recognizer.audio.get("trim", True) and len(seg):
             trimmed = trim_silence(seg, top_db=float(recognizer.audio["top_db"]))
             if len(trimmed) >= need:
