@@ -3,6 +3,9 @@
 >>> import ser
 >>> ser.predict("clip.wav", model="mlp").label  # doctest: +SKIP
 'calm'
+>>> me = ser.enroll(["me1.wav", "me2.wav", "me3.wav", "me4.wav"], model="smile")  # doctest: +SKIP
+>>> ser.predict("clip.wav", model="smile", speaker=me).adapted  # doctest: +SKIP
+True
 
 Layers, each importing only from those above it in this list:
 
@@ -22,18 +25,18 @@ TensorFlow only when a CNN is.
 
 from .audio.corpora import EMOTIONS
 from .audio.io import SAMPLE_RATE, load_audio
-from .errors import AudioError, DataError, ModelError, SerError
+from .errors import AudioError, DataError, EnrolmentError, ModelError, SerError
 
 __version__ = "0.2.0"
 __all__ = [
-    "EMOTIONS", "SAMPLE_RATE", "load_audio", "predict", "Recognizer", "Prediction", "get_recognizer",
-    "SerError", "AudioError", "DataError", "ModelError", "__version__",
+    "EMOTIONS", "SAMPLE_RATE", "load_audio", "predict", "enroll", "SpeakerProfile", "Recognizer", "Prediction",
+    "get_recognizer", "SerError", "AudioError", "DataError", "ModelError", "EnrolmentError", "__version__",
 ]
 
 
 def __getattr__(name: str):
     """Lazy re-exports (PEP 562): ``ser.predict`` and friends import the models layer on first use."""
-    if name in ("predict", "Recognizer", "Prediction", "get_recognizer"):
+    if name in ("predict", "enroll", "SpeakerProfile", "Recognizer", "Prediction", "get_recognizer"):
         from . import models
 
         return getattr(models, name)

@@ -8,7 +8,7 @@ came and what is accepted.
 from __future__ import annotations
 
 __all__ = ["SerError", "AudioError", "DataError", "ModelError", "SettingError", "ParameterError",
-           "AccessError", "BusyError", "SchedulerError"]
+           "AccessError", "BusyError", "SchedulerError", "EnrolmentError"]
 
 
 class SerError(Exception):
@@ -45,3 +45,9 @@ class BusyError(SerError):
 
 class SchedulerError(SerError):
     """The Dask scheduler named with ``--scheduler`` cannot be used."""
+
+
+class EnrolmentError(SerError, ValueError):
+    """Speaker enrolment cannot be done, or a speaker profile cannot be used: too few clips, an
+    unusable clip (named), a file that is not a ``ser`` speaker profile, or one enrolled for another
+    model's features. An existing profile is never changed by a failed enrolment."""

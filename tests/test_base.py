@@ -197,7 +197,8 @@ def test_prediction_names_the_top_label_and_flags_uncertainty(echo, monkeypatch)
     assert rec.prediction(np.array([0.2, 0.5, 0.3]), threshold=0.6).uncertain is True
     monkeypatch.setenv("SER_UNCERTAIN_BELOW", "0.55")  # the default threshold is the setting
     assert rec.prediction(np.array([0.2, 0.5, 0.3])).uncertain is True
-    assert set(p.to_dict()) == {"label", "confidence", "probabilities", "uncertain", "model", "version", "warnings"}
+    assert set(p.to_dict()) == {"label", "confidence", "probabilities", "uncertain", "model", "version", "warnings",
+                                "adapted"}
 
 
 def test_predict_loads_audio_with_the_models_own_settings(echo):

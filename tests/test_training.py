@@ -235,6 +235,40 @@ def test_speaker_norm_standardises_each_speakers_rows_within_the_call():
     assert not np.allclose(MLPTrainer(X, clips, list(EMOTIONS)).rows(idx, 1), R)
 
 
+def test_enrolment_standardises_each_speaker_by_k_clips_of_its_own_and_fits_heads():
+    """Training for speaker adaptation: each speaker's rows (per column) relative to k random clips
+    of its own; the head's floor is 0.1 x the raw training std; rows outside idx are never read."""
+    from ser.models.speaker import AdaptedHead, Enrolment, enrolment_draw, std_floor
+    from ser.training.pipeline import fit_adaptation
+
+    X, clips = _table()
+    X = X.copy()
+    speakers = np.array([c.speaker for c in clips])
+    trainer = MLPTrainer(X, clips, list(EMOTIONS), enrolment=Enrolment("z", k=3), seed=7)
+    idx = np.flatnonzero(speakers != "spk2")
+    X[speakers == "spk2"] = np.nan  # never read
+    floor = trainer.floor(idx)
+    np.testing.assert_allclose(floor, std_floor(X[idx].reshape(-1, X.shape[-1]), 0.1))
+    R = trainer.rows(idx, 1, floor=floor)
+    draw = enrolment_draw(speakers[idx], 3, seed=7)
+    for s, enrolled in draw.items():
+        E = X[idx][enrolled, 1]
+        mine = speakers[idx] == s
+        np.testing.assert_allclose(R[mine], (X[idx][mine, 1] - E.mean(0)) / np.maximum(E.std(0), floor))
+    head = trainer.fit(idx, TINY)
+    assert isinstance(head, AdaptedHead) and np.array_equal(head.floor, floor)
+    P = trainer.proba(head, idx)
+    assert np.isfinite(P).all() and np.allclose(P.sum(1), 1)
+    with pytest.raises(ValueError, match="adapted_head"):
+        trainer.calibrated(idx)
+    with pytest.raises(ValueError, match="not both"):
+        MLPTrainer(X, clips, list(EMOTIONS), speaker_norm=True, enrolment=Enrolment())
+    adaptation = fit_adaptation(MLPTrainer, X, clips, list(EMOTIONS), idx, TINY, n_splits=2,
+                                recipe={"heads": (Enrolment("z", k=3), Enrolment("mean", k=2)), "z_from_clips": 5})
+    assert set(adaptation.heads) == {"z", "mean"} and adaptation.heads["mean"].floor is None
+    assert all(h.temperature is not None for h in adaptation.heads.values()) and adaptation.z_from_clips == 5
+
+
 # -- a small real run ----------------------------------------------------------------------------------
 ACTORS = [f"ravdess_{i:02d}" for i in range(1, 5)]
 

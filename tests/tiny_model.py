@@ -3,7 +3,8 @@
 Features of 48 RAVDESS clips of two actors (all 8 emotions; read from the feature cache when
 warm), a ``(32,)`` network, saved with ``save_pretrained`` under ``root/mlp`` so that worker
 processes can load it by path exactly as they load a bundled model. About 2 s cold.
-Also long recordings made of RAVDESS files joined by silences, in memory.
+The same for a tiny openSMILE model trained for speaker adaptation (``tiny_smile_root``, eGeMAPS
+only, about 5 s cold). Also long recordings made of RAVDESS files joined by silences, in memory.
 """
 
 from __future__ import annotations
@@ -38,13 +39,50 @@ def train_tiny_mlp(ravdess_dir: Path, root: Path):
     return Recognizer.from_pretrained(root / "mlp")
 
 
+#: The tiny openSMILE model: eGeMAPS only (88 functionals, fast), level-normalised, three actors.
+SMILE_ACTORS = ("ravdess_01", "ravdess_02", "ravdess_03")
+
+
+def train_tiny_smile(ravdess_dir: Path, root: Path):
+    """Train a tiny openSMILE model *for speaker adaptation* (heads z, k=16, and mean, k=4) on 30 clips
+    of each of :data:`SMILE_ACTORS` and save it under ``root/smile``; returns the loaded recognizer."""
+    from ser.audio.corpora import EMOTIONS, load_corpus
+    from ser.features.smile import SmileConfig
+    from ser.models.base import Recognizer
+    from ser.training.pipeline import fit_adaptation
+    from ser.training.smile import SmileTrainer, smile_corpus
+
+    clips = [c for c in load_corpus(ravdess_dir) if c.speaker in SMILE_ACTORS]
+    clips = [c for i, c in enumerate(clips) if i % 2 == 0]  # 30 of each actor's 60, every emotion present
+    config = SmileConfig(feature_sets=("eGeMAPSv02",), level_db=-26.0)
+    X, _ = smile_corpus([c.path for c in clips], config=config, n_jobs=1)
+    labels = [e for e in EMOTIONS if any(c.emotion == e for c in clips)]
+    everything = np.arange(len(clips))
+    trainer = SmileTrainer(X, clips, labels, config=config)
+    rec = trainer.calibrated(everything, {"C": 0.1}, n_splits=3)
+    rec.adaptation = fit_adaptation(SmileTrainer, X, clips, labels, everything, {"C": 0.1}, config=config)
+    rec.save_pretrained(root / "smile", metadata={"data": {"clips": len(clips)}})
+    return Recognizer.from_pretrained(root / "smile")
+
+
+def _session_models(train, ravdess_dir: Path, prefix: str) -> Path:
+    """A temporary models folder, removed at exit, holding what ``train(ravdess_dir, root)`` saves."""
+    root = Path(tempfile.mkdtemp(prefix=prefix))
+    atexit.register(shutil.rmtree, root, ignore_errors=True)
+    train(Path(ravdess_dir), root)
+    return root
+
+
+@functools.cache
+def tiny_smile_root(ravdess_dir: Path) -> Path:
+    """A models folder holding the tiny adaptable openSMILE model (``<root>/smile``), made once per session."""
+    return _session_models(train_tiny_smile, ravdess_dir, "ser-tiny-smile-")
+
+
 @functools.cache
 def tiny_models_root(ravdess_dir: Path) -> Path:
     """A models folder holding the tiny MLP (``<root>/mlp``), made once per test session."""
-    root = Path(tempfile.mkdtemp(prefix="ser-tiny-models-"))
-    atexit.register(shutil.rmtree, root, ignore_errors=True)
-    train_tiny_mlp(Path(ravdess_dir), root)
-    return root
+    return _session_models(train_tiny_mlp, ravdess_dir, "ser-tiny-models-")
 
 
 def ravdess_files(ravdess_dir: Path, actor: str = "03", n: int = 6) -> list[Path]:

@@ -7,6 +7,12 @@ the app's /predict, /timeline, /predict_batch, /explain, the live stream, ``ser 
 Dask backend) ends in it. A model kind implements :meth:`raw_proba_batch` (uncalibrated
 probabilities); the base class applies the model's temperature, once.
 
+**Speaker adaptation.** ``predict_proba_batch(ys, speaker=profile)`` (and ``predict``) use a
+:class:`ser.models.speaker.SpeakerProfile` from :meth:`Recognizer.enroll`: a kind trained for it
+(``adaptation_spaces()`` not empty) implements :meth:`adapted_raw_proba_batch`, which returns its
+adapted head's raw probabilities and that head's temperature, applied here once; a kind that is not
+raises :class:`~ser.errors.ModelError`. Without a profile every path is exactly the unadapted one.
+
 ``Recognizer.from_pretrained(path_or_repo)`` dispatches on ``config.json``'s ``model_type`` to the
 class registered for that kind (:class:`ser.models.mlp.MLPRecognizer`,
 :class:`ser.models.cnn.CNNRecognizer`, :class:`ser.models.ensemble.EnsembleRecognizer`).
@@ -31,6 +37,7 @@ from ..hub import artifacts
 from ..hub.card import build_card
 from ..hub.transfer import looks_like_repo_id, pull, push
 from .calibration import apply_temperature
+from .speaker import SpeakerProfile, as_profile, enroll
 
 __all__ = ["Prediction", "Recognizer", "AUDIO_DEFAULTS", "MODEL_KINDS", "OOF_FILE", "save_oof", "load_oof"]
 
@@ -43,7 +50,11 @@ OOF_FILE = "oof_predictions.npz"
 
 @dataclass
 class Prediction:
-    """One prediction: the emotion, its probability, and every emotion's probability."""
+    """One prediction: the emotion, its probability, and every emotion's probability.
+
+    ``adapted`` says a speaker profile was used (for an ensemble: by at least one member;
+    ``warnings`` then names those that could not use it).
+    """
 
     label: str
     confidence: float
@@ -52,6 +63,7 @@ class Prediction:
     model: str = ""
     version: str = ""
     warnings: list[str] = field(default_factory=list)
+    adapted: bool = False
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -100,48 +112,97 @@ class Recognizer:
         """Uncalibrated probabilities ``[len(ys), len(labels)]`` of loaded clips (each kind)."""
         raise NotImplementedError
 
-    def predict_proba_batch(self, ys: Sequence[np.ndarray]) -> np.ndarray:
+    def predict_proba_batch(self, ys: Sequence[np.ndarray], *,
+                            speaker: "SpeakerProfile | str | os.PathLike | None" = None) -> np.ndarray:
         """Probabilities of loaded clips: the one inference path of every entry point.
 
         Parameters
         ----------
         ys : sequence of np.ndarray [shape=(n_i,)]
             Clips at ``audio["sr"]``, as :meth:`load` returns them.
+        speaker : SpeakerProfile or path of its JSON, optional
+            Adapt to this speaker (:meth:`enroll`); a model that cannot raises ``ModelError``
+            before any work. ``None``: exactly the unadapted path.
 
         Returns
         -------
         P : np.ndarray [shape=(len(ys), len(labels)), dtype=float64]
-            Columns in :attr:`labels` order, temperature-scaled when the model has a
-            :attr:`temperature`. A clip's row does not depend on the other clips of the batch.
+            Columns in :attr:`labels` order, temperature-scaled when the model (or, adapted, its
+            adapted head) has a temperature. A clip's row does not depend on the other clips of the batch.
         """
+        if speaker is not None:
+            speaker = as_profile(speaker)
+            self.speaker_notes(speaker)  # refuses a model or profile that cannot adapt, before any work
         if len(ys) == 0:
             return np.zeros((0, len(self.labels)))
         with one_blas_thread():  # small matrices: a 2nd BLAS thread only spins (6x slower when busy)
-            return self.calibrated(np.asarray(self.raw_proba_batch(list(ys)), dtype=np.float64))
+            if speaker is None:
+                return self.calibrated(np.asarray(self.raw_proba_batch(list(ys)), dtype=np.float64))
+            raw, temperature = self.adapted_raw_proba_batch(list(ys), speaker)
+            raw = np.asarray(raw, dtype=np.float64)
+            return raw if temperature is None else apply_temperature(raw, temperature)
 
-    def predict_proba(self, y: np.ndarray) -> np.ndarray:
+    def predict_proba(self, y: np.ndarray, *, speaker=None) -> np.ndarray:
         """Probabilities ``[len(labels)]`` of one loaded clip (:meth:`predict_proba_batch` of one)."""
-        return self.predict_proba_batch([y])[0]
+        return self.predict_proba_batch([y], speaker=speaker)[0]
 
-    def predict(self, audio: AudioSource, *, threshold: float | None = None) -> Prediction:
-        """Predict the emotion of a file path, bytes, or ``(sample_rate, samples)`` pair."""
-        return self.predict_array(self.load(audio), threshold=threshold)
+    def predict(self, audio: AudioSource, *, threshold: float | None = None, speaker=None) -> Prediction:
+        """Predict the emotion of a file path, bytes, or ``(sample_rate, samples)`` pair
+        (``speaker``: a :class:`SpeakerProfile` to adapt to, see :meth:`predict_proba_batch`)."""
+        if speaker is not None:
+            speaker = as_profile(speaker)
+            self.speaker_notes(speaker)  # a model that cannot adapt says so before loading audio
+        return self.predict_array(self.load(audio), threshold=threshold, speaker=speaker)
 
-    def predict_array(self, y: np.ndarray, *, threshold: float | None = None) -> Prediction:
+    def predict_array(self, y: np.ndarray, *, threshold: float | None = None, speaker=None) -> Prediction:
         """Predict the emotion of one loaded clip."""
-        return self.prediction(self.predict_proba(y), threshold=threshold)
+        return self.prediction(self.predict_proba(y, speaker=speaker), threshold=threshold, speaker=speaker)
 
-    def prediction(self, p: np.ndarray, *, threshold: float | None = None) -> Prediction:
-        """A :class:`Prediction` from a row of :meth:`predict_proba_batch`."""
+    def prediction(self, p: np.ndarray, *, threshold: float | None = None, speaker=None) -> Prediction:
+        """A :class:`Prediction` from a row of :meth:`predict_proba_batch` (given the same ``speaker``:
+        then marked ``adapted``, with the notes of :meth:`speaker_notes`)."""
         p = np.asarray(p, dtype=np.float64)
         best = int(p.argmax())
         threshold = settings.uncertain_below() if threshold is None else threshold
+        notes = [] if speaker is None else self.speaker_notes(as_profile(speaker))
         return Prediction(
             label=self.labels[best], confidence=float(p[best]),
             probabilities={lab: float(v) for lab, v in zip(self.labels, p)},
             uncertain=bool(p[best] < threshold), model=self.kind,
-            version=str(self.metadata.get("version", "")), warnings=list(self.warnings),
+            version=str(self.metadata.get("version", "")), warnings=[*self.warnings, *notes],
+            adapted=speaker is not None,
         )
+
+    # -- speaker adaptation ------------------------------------------------------------------
+    def adaptation_spaces(self) -> dict[str, "Recognizer"]:
+        """Feature spaces this model adapts in: ``{space key: the recognizer computing those
+        features}`` (``{}``: it cannot adapt; kinds trained for it override this)."""
+        return {}
+
+    def cannot_adapt_message(self) -> str:
+        return (f"The {self.kind} model{self._version_text()} cannot adapt to a speaker: it was not trained for "
+                "it. Models trained with speaker adaptation can (the smile kind: `ser train smile`); or predict "
+                "without a profile.")
+
+    def _version_text(self) -> str:
+        version = self.metadata.get("version")
+        return f" ({version})" if version else ""
+
+    def speaker_notes(self, profile: SpeakerProfile) -> list[str]:
+        """Notes a prediction adapted to ``profile`` carries (``warnings``); raises ``ModelError``
+        when this model cannot adapt, ``EnrolmentError`` when the profile does not fit it."""
+        raise ModelError(self.cannot_adapt_message())
+
+    def adapted_raw_proba_batch(self, ys: Sequence[np.ndarray],
+                                profile: SpeakerProfile) -> tuple[np.ndarray, float | None]:
+        """Uncalibrated probabilities ``[len(ys), len(labels)]`` adapted to ``profile``, and the
+        temperature that belongs to them (kinds trained for adaptation)."""
+        raise ModelError(self.cannot_adapt_message())
+
+    def enroll(self, clips: Sequence[AudioSource], **kwargs) -> SpeakerProfile:
+        """A speaker profile for this model from a few unlabelled clips of one speaker
+        (:func:`ser.models.speaker.enroll`: ``names``, ``add_to``, ``skip_unusable``)."""
+        return enroll(self, clips, **kwargs)
 
     # -- persistence -----------------------------------------------------------------------
     def config(self) -> dict:

@@ -23,6 +23,12 @@ The saved folder is self-contained, so it can be pushed to the Hub alone::
                        seed-compatible pickles / HDF5, which ser never loads
     oof_predictions.npz  the ensemble's out-of-fold probabilities (when trained here)
     metadata.json, README.md
+
+**Speaker adaptation.** With a profile, each member trained for adaptation gives its adapted raw
+probabilities and the others their unadapted ones (the prediction then warns which members did not
+adapt and why), averaged as usual under the ensemble's own temperature. An ensemble none of whose
+members can adapt refuses a profile (``ModelError``). Partial adaptation is chosen over refusal so
+that an ensemble of an adaptable member and, say, a CNN gains what the adaptable member gains.
 """
 
 from __future__ import annotations
@@ -34,9 +40,10 @@ from typing import Sequence
 
 import numpy as np
 
-from ..errors import ModelError
+from ..errors import EnrolmentError, ModelError
 from ..hub import artifacts
 from .base import Recognizer
+from .speaker import SpeakerProfile
 
 __all__ = ["EnsembleRecognizer"]
 
@@ -76,6 +83,49 @@ class EnsembleRecognizer(Recognizer):
         order; the ensemble's own temperature is applied once, by :meth:`predict_proba_batch`."""
         return sum(self.weights[name] * np.asarray(m.raw_proba_batch(ys), dtype=np.float64)[:, self._columns[name]]
                    for name, m in self.members.items())
+
+    # -- speaker adaptation ------------------------------------------------------------------
+    def adaptation_spaces(self) -> dict[str, Recognizer]:
+        return {key: rec for m in self.members.values() for key, rec in m.adaptation_spaces().items()}
+
+    def _adapting(self, profile: SpeakerProfile) -> tuple[dict[str, list[str]], dict[str, str]]:
+        """``({member: its notes}, {member: why it cannot adapt})`` for ``profile``."""
+        notes, refused = {}, {}
+        for name, m in self.members.items():
+            if not m.adaptation_spaces():
+                refused[name] = "not trained for speaker adaptation"
+                continue
+            try:
+                notes[name] = m.speaker_notes(profile)
+            except (ModelError, EnrolmentError) as e:
+                refused[name] = str(e)
+        return notes, refused
+
+    def speaker_notes(self, profile: SpeakerProfile) -> list[str]:
+        notes, refused = self._adapting(profile)
+        if not notes:
+            why = "; ".join(f"{k}: {v}" for k, v in refused.items())
+            raise ModelError(f"None of this ensemble's members can adapt to a speaker ({why}). Use a model "
+                             "trained with speaker adaptation (the smile kind: `ser train smile`), or predict "
+                             "without a profile.")
+        out = [f"{name}: {n}" for name, ns in notes.items() for n in ns]
+        if refused:
+            out.append(f"only part of the ensemble adapted to the speaker: {', '.join(refused)} "
+                       f"{'was' if len(refused) == 1 else 'were'} used without the profile "
+                       f"({'; '.join(f'{k}: {v}' for k, v in refused.items())})")
+        return out
+
+    def adapted_raw_proba_batch(self, ys: Sequence[np.ndarray],
+                                profile: SpeakerProfile) -> tuple[np.ndarray, float | None]:
+        """The weighted mean of the members' raw probabilities, adapted where a member can adapt;
+        the ensemble's own temperature."""
+        notes, _ = self._adapting(profile)
+
+        def raw(name: str, m: Recognizer) -> np.ndarray:
+            P = m.adapted_raw_proba_batch(ys, profile)[0] if name in notes else m.raw_proba_batch(ys)
+            return np.asarray(P, dtype=np.float64)[:, self._columns[name]]
+
+        return sum(self.weights[name] * raw(name, m) for name, m in self.members.items()), self.temperature
 
     def config(self) -> dict:
         return {**super().config(), "weights": self.weights, "members": {k: k for k in self.members}}

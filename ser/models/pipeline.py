@@ -4,6 +4,15 @@ Scaler and classifier are one object, saved whole (``model.skops``, loaded with 
 trusted types), so training and prediction cannot diverge. A kind names its feature extractor
 (:meth:`PipelineRecognizer.features_of`) and the settings class it is configured by; the MLP
 (:mod:`.mlp`) and the openSMILE model (:mod:`.smile`) are the two kinds.
+
+A pipeline model trained for speaker adaptation (:class:`ser.models.speaker.Adaptation`) holds, in the
+same folder, a head per standardisation method beside its own pipeline::
+
+    config.json            ... "adaptation": {"space", "z_from_clips", "min_clips",
+                                              "heads": {"z": {"k", "floor_fraction", "temperature"}, ...}}
+    adapted_z.skops        Pipeline(StandardScaler, classifier) fitted on z-standardised training speakers
+    adapted_z_floor.npy    its std floor per feature (0.1 x the training std)
+    adapted_mean.skops     the same on mean-subtracted speakers (served below z_from_clips clips)
 """
 
 from __future__ import annotations
@@ -17,6 +26,7 @@ import skops.io as sio
 from ..errors import ModelError
 from ..hub.artifacts import load_pipeline
 from .base import Recognizer
+from .speaker import Adaptation, AdaptedHead, Enrolment, SpeakerProfile, space_key
 
 __all__ = ["PipelineRecognizer"]
 
@@ -29,13 +39,16 @@ class PipelineRecognizer(Recognizer):
     pipeline : sklearn.pipeline.Pipeline
         Fitted, with ``classes_`` the emotion names.
     features : settings of the kind's extractor, or their ``dict`` (from ``config.json``)
+    adaptation : Adaptation, optional
+        Heads trained for speaker adaptation (``predict(..., speaker=profile)``); ``None``: the
+        model cannot adapt and says so.
     """
 
     #: the settings class of this kind's feature extractor (a frozen dataclass with ``to_dict``)
     feature_config: ClassVar[type]
 
     def __init__(self, pipeline, *, features=None, labels=None, audio=None, metadata=None,
-                 temperature: float | None = None):
+                 temperature: float | None = None, adaptation: Adaptation | None = None):
         labels = list(pipeline.classes_) if labels is None else labels
         super().__init__(labels=labels, audio=audio, metadata=metadata, temperature=temperature)
         self.pipeline = pipeline
@@ -45,6 +58,12 @@ class PipelineRecognizer(Recognizer):
         if sorted(classes) != sorted(self.labels):
             raise ModelError(f"Pipeline classes {classes} do not match labels {self.labels}.")
         self._columns = [classes.index(lab) for lab in self.labels]
+        #: heads for speaker adaptation (:mod:`ser.models.speaker`); ``None``: the model cannot adapt
+        self.adaptation = adaptation
+        if adaptation is not None:
+            for method, head in adaptation.heads.items():
+                if sorted(map(str, head.classes_)) != sorted(self.labels):
+                    raise ModelError(f"Adapted head {method} predicts {list(head.classes_)}, the model {self.labels}.")
 
     def features_of(self, y: np.ndarray) -> np.ndarray:
         """The feature vector ``[n_features]`` of one loaded clip (each kind)."""
@@ -53,8 +72,9 @@ class PipelineRecognizer(Recognizer):
     def raw_proba_batch(self, ys: Sequence[np.ndarray]) -> np.ndarray:
         return self.raw_proba_from_features(np.stack([self.features_of(y) for y in ys]))
 
-    def raw_proba_from_features(self, X: np.ndarray) -> np.ndarray:
-        """Uncalibrated probabilities ``[n, len(labels)]`` of feature rows ``X [n, n_features]``.
+    def raw_proba_from_features(self, X: np.ndarray, *, pipeline=None) -> np.ndarray:
+        """Uncalibrated probabilities ``[n, len(labels)]`` of feature rows ``X [n, n_features]``
+        (through ``pipeline``, default the model's own; an adapted head's for standardised rows).
 
         The pipeline runs one row at a time: a matrix product over a batch rounds differently from
         one over a row (about 1e-7), and a clip's probabilities must not depend on which clips share
@@ -64,21 +84,92 @@ class PipelineRecognizer(Recognizer):
         X = np.asarray(X)
         if not len(X):
             return np.zeros((0, len(self.labels)))
-        return np.concatenate([self.pipeline.predict_proba(X[i:i + 1])[:, self._columns] for i in range(len(X))])
+        if pipeline is None:
+            pipeline, columns = self.pipeline, self._columns
+        else:  # an adapted head: its own column order
+            columns = [list(pipeline.classes_).index(lab) for lab in self.labels]
+        return np.concatenate([pipeline.predict_proba(X[i:i + 1])[:, columns] for i in range(len(X))])
 
     def proba_from_features(self, X: np.ndarray) -> np.ndarray:
         """Probabilities ``[n, len(labels)]`` of feature rows, temperature-scaled when the model has
         a :attr:`temperature` (arg-max unchanged)."""
         return self.calibrated(self.raw_proba_from_features(X))
 
+    # -- speaker adaptation ------------------------------------------------------------------
+    @property
+    def space(self) -> str:
+        """Key of this model's feature space (what a speaker profile's statistics are filed under)."""
+        return space_key(self.features)
+
+    def adaptation_spaces(self) -> dict[str, "PipelineRecognizer"]:
+        return {self.space: self} if self.adaptation is not None else {}
+
+    def speaker_notes(self, profile: SpeakerProfile) -> list[str]:
+        if self.adaptation is None:
+            return super().speaker_notes(profile)
+        n = profile.stats(self.space, audio=self.audio).n_clips
+        head = self.adaptation.head_for(n)
+        if head.enrolment.method == "z":
+            return []
+        return [f"adapted to the speaker from {n} enrolment clips by their mean only; "
+                f"{self.adaptation.z_from_clips} or more clips also adapt to the voice's range"]
+
+    def adapted_raw_proba_batch(self, ys: Sequence[np.ndarray],
+                                profile: SpeakerProfile) -> tuple[np.ndarray, float | None]:
+        if self.adaptation is None:
+            return super().adapted_raw_proba_batch(ys, profile)
+        stats = profile.stats(self.space, audio=self.audio)
+        head = self.adaptation.head_for(stats.n_clips)
+        X = head.rows(np.stack([self.features_of(y) for y in ys]), stats)
+        return self.raw_proba_from_features(X, pipeline=head.pipeline), head.temperature
+
+    # -- persistence -----------------------------------------------------------------------
     def config(self) -> dict:
-        return {**super().config(), "features": self.features.to_dict()}
+        cfg = {**super().config(), "features": self.features.to_dict()}
+        if self.adaptation is not None:
+            a = self.adaptation
+            cfg["adaptation"] = {
+                "space": self.space, "z_from_clips": a.z_from_clips, "min_clips": a.min_clips,
+                "heads": {m: {"k": h.enrolment.k, "floor_fraction": h.enrolment.floor_fraction,
+                              "temperature": h.temperature} for m, h in a.heads.items()}}
+        return cfg
 
     def _write(self, folder: Path) -> None:
         sio.dump(self.pipeline, folder / "model.skops")
+        for method, head in (self.adaptation.heads.items() if self.adaptation else ()):
+            sio.dump(head.pipeline, folder / f"adapted_{method}.skops")
+            if head.floor is not None:
+                with open(folder / f"adapted_{method}_floor.npy", "wb") as f:
+                    np.save(f, np.asarray(head.floor, dtype=np.float32), allow_pickle=False)
 
     @classmethod
     def _read(cls, folder: Path, config: dict, metadata: dict) -> "PipelineRecognizer":
-        return cls(load_pipeline(folder / "model.skops"), features=config.get("features"),
-                   labels=config["labels"], audio=config.get("audio"), metadata=metadata,
-                   temperature=config.get("temperature"))
+        rec = cls(load_pipeline(folder / "model.skops"), features=config.get("features"),
+                  labels=config["labels"], audio=config.get("audio"), metadata=metadata,
+                  temperature=config.get("temperature"), adaptation=_read_adaptation(folder, config))
+        made_for = (config.get("adaptation") or {}).get("space")
+        if rec.adaptation is not None and made_for != rec.space:
+            raise ModelError(f"{folder}: the speaker adaptation was made for feature space {made_for}, not this "
+                             f"model's ({rec.space}).")
+        return rec
+
+
+def _read_adaptation(folder: Path, config: dict) -> Adaptation | None:
+    """The adapted heads a saved model folder holds (``config["adaptation"]``), or ``None``."""
+    spec = config.get("adaptation")
+    if not spec:
+        return None
+    try:
+        heads = {}
+        for method, h in spec["heads"].items():
+            enrolment = Enrolment(method=method, k=int(h["k"]), floor_fraction=float(h["floor_fraction"]))
+            floor = None
+            if method == "z":
+                floor = np.load(folder / f"adapted_{method}_floor.npy", allow_pickle=False).astype(np.float32)
+            heads[method] = AdaptedHead(load_pipeline(folder / f"adapted_{method}.skops"), enrolment, floor,
+                                        None if h.get("temperature") is None else float(h["temperature"]))
+        adaptation = Adaptation(heads, z_from_clips=int(spec["z_from_clips"]), min_clips=int(spec["min_clips"]))
+    except (KeyError, TypeError, ValueError, OSError) as e:
+        raise ModelError(f"{folder}: the speaker adaptation in config.json cannot be read "
+                         f"({type(e).__name__}: {e}).") from None
+    return adaptation

@@ -10,8 +10,9 @@ from .. import settings
 from ..audio.io import AudioSource
 from ..errors import ModelError
 from .base import MODEL_KINDS, Prediction, Recognizer
+from .speaker import SpeakerProfile
 
-__all__ = ["ModelRegistry", "get_recognizer", "predict"]
+__all__ = ["ModelRegistry", "get_recognizer", "predict", "enroll"]
 
 
 class ModelRegistry:
@@ -85,13 +86,37 @@ def get_recognizer(model: "str | os.PathLike | Recognizer" = "mlp", *,
     return registry.get(model)
 
 
-def predict(audio: AudioSource, model: str = "mlp", *, threshold: float | None = None) -> Prediction:
-    """Predict the emotion of ``audio`` with a saved model (``"mlp"``, ``"cnn"``, ``"ensemble"``).
+def predict(audio: AudioSource, model: str = "mlp", *, threshold: float | None = None,
+            speaker: "SpeakerProfile | str | os.PathLike | None" = None) -> Prediction:
+    """Predict the emotion of ``audio`` with a saved model (``"mlp"``, ``"cnn"``, ``"smile"``, ``"ensemble"``).
+
+    ``speaker``: a profile from :func:`enroll` (or the path of its JSON) to adapt to that speaker;
+    the prediction is then marked ``adapted``. A model not trained for it raises ``ModelError``.
 
     Examples
     --------
     >>> import ser
     >>> p = ser.predict("clip.wav", model="mlp")  # doctest: +SKIP
     >>> p.label, round(p.confidence, 2), p.probabilities["calm"]  # doctest: +SKIP
+    >>> me = ser.enroll(["me1.wav", "me2.wav", "me3.wav", "me4.wav"], model="smile")  # doctest: +SKIP
+    >>> ser.predict("clip.wav", model="smile", speaker=me).adapted  # doctest: +SKIP
+    True
     """
-    return get_recognizer(model).predict(audio, threshold=threshold)
+    return get_recognizer(model).predict(audio, threshold=threshold, speaker=speaker)
+
+
+def enroll(clips, model: "str | os.PathLike | Recognizer" = "smile", **kwargs) -> SpeakerProfile:
+    """A speaker profile from a few unlabelled clips of one speaker (at least 4; 16 is the recipe's
+    target), for ``model`` (a kind, a model folder or a loaded recognizer trained for adaptation).
+
+    Keyword arguments go to :func:`ser.models.speaker.enroll` (``names``, ``add_to``, ``skip_unusable``).
+    Save it with ``profile.save("me.json")``; use it with ``ser.predict(clip, model=..., speaker=profile)``.
+
+    Raises
+    ------
+    EnrolmentError
+        Too few clips (the message says how many more) or unusable ones (named).
+    ModelError
+        The model cannot adapt to a speaker.
+    """
+    return get_recognizer(model).enroll(clips, **kwargs)

@@ -7,6 +7,14 @@ prediction path, and fits its temperature on out-of-fold predictions of the trai
 :func:`evaluate` runs it under the protocols of :mod:`ser.training.protocols` (which own the
 splits): per fold it chooses the kind's settings inside the training side only, fits, measures
 calibration and, when asked, feature-family importance on the test clips.
+
+**Speaker adaptation.** A trainer made with ``enrolment=Enrolment(method, k)`` fits the head a model
+uses with a speaker profile (:class:`ser.models.speaker.AdaptedHead`): each training speaker's rows are
+standardised (:func:`ser.models.speaker.standardize_by_enrolment`) by statistics of ``k`` random clips
+of that speaker (:func:`ser.models.speaker.enrolment_draw`, seeded per speaker), exactly as a new
+speaker's clips are at prediction time from their profile; ``fit`` then returns an ``AdaptedHead``
+(pipeline + std floor), and :meth:`PipelineTrainer.adapted_head` adds its temperature.
+:func:`fit_adaptation` fits the heads of a recipe for a saved model.
 """
 
 from __future__ import annotations
@@ -20,11 +28,16 @@ from ..audio.corpora import Clip
 from ..models.calibration import (expected_calibration_error, fit_temperature, out_of_fold_proba,
                                   per_fold_temperature, reliability_diagram)
 from ..models.pipeline import PipelineRecognizer
-from ..models.speaker import speaker_standardize
+from ..models.speaker import (Adaptation, AdaptedHead, Enrolment, enrolment_draw, speaker_standardize,
+                              standardize_by_enrolment, std_floor)
 from .metadata import Progress, noop_progress
 from .protocols import confused_pairs, grouped_permutation_importance, run_protocol
 
-__all__ = ["PipelineTrainer", "Evaluation", "evaluate"]
+__all__ = ["PipelineTrainer", "Evaluation", "evaluate", "ADAPTATION_RECIPE", "fit_adaptation"]
+
+#: The heads a model trained for speaker adaptation gets, and from how many profile clips the
+#: z head serves (fewer: the mean head). Why these: ``reports/enrolment.json`` and the README.
+ADAPTATION_RECIPE = {"heads": (Enrolment("z", k=16), Enrolment("mean", k=4)), "z_from_clips": 8}
 
 
 class PipelineTrainer:
@@ -50,6 +63,9 @@ class PipelineTrainer:
     speaker_norm : bool
         Standardise rows per speaker and column with the statistics of the clips of each call
         (:func:`ser.models.speaker.speaker_standardize`): a batch recorded under one condition.
+    enrolment : Enrolment, optional
+        Standardise each speaker's rows (per column) by the statistics of ``enrolment.k`` random
+        clips of its own, as a speaker profile does; fits are then :class:`AdaptedHead`.
     seed : int
         ``random_state`` of every fit.
 
@@ -64,7 +80,7 @@ class PipelineTrainer:
 
     def __init__(self, X: np.ndarray, clips: Sequence[Clip], labels: Sequence[str], *,
                  config=None, train_cols: Sequence[int] | None = None,
-                 speaker_norm: bool = False, seed: int = 0):
+                 speaker_norm: bool = False, enrolment: Enrolment | None = None, seed: int = 0):
         self.X = np.asarray(X)
         clips = list(clips)
         if self.X.ndim != 3 or len(self.X) != len(clips):
@@ -76,17 +92,31 @@ class PipelineTrainer:
         self.config = self.recognizer.feature_config() if config is None else config
         self.train_cols = list(range(self.X.shape[1])) if train_cols is None else list(train_cols)
         self.speaker_norm = speaker_norm
+        if speaker_norm and enrolment is not None:
+            raise ValueError("Choose speaker_norm (all clips of a call) or enrolment (k clips), not both.")
+        self.enrolment = enrolment
         self.seed = seed
 
-    def rows(self, idx: np.ndarray, col: int = 0) -> np.ndarray:
-        """Feature rows ``[len(idx), n_features]`` of clips ``idx`` in variant column ``col``."""
+    def rows(self, idx: np.ndarray, col: int = 0, *, floor: np.ndarray | None = None) -> np.ndarray:
+        """Feature rows ``[len(idx), n_features]`` of clips ``idx`` in variant column ``col``
+        (with :attr:`enrolment`: standardised by each speaker's enrolment clips, z with ``floor``)."""
         R = self.X[idx, col]
+        if self.enrolment is not None:
+            draw = enrolment_draw(self.speakers[idx], self.enrolment.k, seed=self.seed)
+            return standardize_by_enrolment(R, self.speakers[idx], draw, method=self.enrolment.method, floor=floor)
         return speaker_standardize(R, self.speakers[idx]) if self.speaker_norm else R
 
-    def training_rows(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def floor(self, idx: np.ndarray) -> np.ndarray | None:
+        """The std floor of a z head fitted on clips ``idx``: ``floor_fraction`` x the std of their
+        raw training rows (every training column); ``None`` for other fits."""
+        if self.enrolment is None or self.enrolment.method != "z":
+            return None
+        return std_floor(self.X[idx][:, self.train_cols].reshape(-1, self.X.shape[-1]), self.enrolment.floor_fraction)
+
+    def training_rows(self, idx: np.ndarray, *, floor: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Rows of clips ``idx`` in every training column (each clip followed by its copies) and
         their labels: ``X [len(idx) * len(train_cols), n_features]``, ``y``."""
-        R = np.stack([self.rows(idx, c) for c in self.train_cols], axis=1)
+        R = np.stack([self.rows(idx, c, floor=floor) for c in self.train_cols], axis=1)
         return R.reshape(-1, R.shape[-1]), np.repeat(self.y[idx], len(self.train_cols))
 
     def fit_rows(self, X: np.ndarray, y: np.ndarray, params: dict):
@@ -94,15 +124,23 @@ class PipelineTrainer:
         raise NotImplementedError
 
     def fit(self, idx: np.ndarray, params: dict | None = None):
-        """The pipeline fitted on clips ``idx`` and their copies (``params``: the kind's settings)."""
-        X, y = self.training_rows(idx)
-        return self.fit_rows(X, y, dict(params or {}))
+        """The pipeline fitted on clips ``idx`` and their copies (``params``: the kind's settings);
+        with :attr:`enrolment` an :class:`AdaptedHead` (the pipeline and its std floor)."""
+        floor = self.floor(idx)
+        X, y = self.training_rows(idx, floor=floor)
+        model = self.fit_rows(X, y, dict(params or {}))
+        return model if self.enrolment is None else AdaptedHead(model, self.enrolment, floor)
 
     def proba(self, model, idx: np.ndarray | None = None, *, col: int = 0,
               rows: np.ndarray | None = None) -> np.ndarray:
         """Raw probabilities ``[n, len(labels)]`` of clips ``idx`` in column ``col`` (or of ``rows``);
-        a label the model never saw (absent from its training side) gets 0."""
-        R = self.rows(idx, col) if rows is None else rows
+        a label the model never saw (absent from its training side) gets 0. An :class:`AdaptedHead`
+        gets the clips standardised by their speakers' own enrolment clips, with its floor."""
+        if isinstance(model, AdaptedHead):
+            R = self.rows(idx, col, floor=model.floor) if rows is None else rows
+            model = model.pipeline
+        else:
+            R = self.rows(idx, col) if rows is None else rows
         classes = [str(c) for c in model.classes_]
         P = self.recognizer(model, features=self.config, labels=classes).raw_proba_from_features(R)
         out = np.zeros((len(R), len(self.labels)))
@@ -136,12 +174,37 @@ class PipelineTrainer:
                    n_splits: int = 3) -> PipelineRecognizer:
         """A recognizer fitted on clips ``idx`` and their copies, with the temperature of
         :meth:`temperature` (``calibrate=False``: none); not saved, no metadata."""
-        if self.speaker_norm:
+        if self.speaker_norm or self.enrolment is not None:
             raise ValueError("A recognizer predicts one clip at a time; it cannot apply per-speaker "
-                             "normalisation: fit it with speaker_norm=False.")
+                             "normalisation: fit it with speaker_norm=False (enrolment: adapted_head).")
         model = self.fit(idx, params)
         t = self.temperature(idx, params, n_splits=n_splits)[0] if calibrate else None
         return self.recognizer(model, features=self.config, labels=self.labels, temperature=t)
+
+    def adapted_head(self, idx: np.ndarray, params: dict | None = None, *, calibrate: bool = True,
+                     n_splits: int = 3) -> AdaptedHead:
+        """The :class:`AdaptedHead` fitted on clips ``idx`` (a trainer with :attr:`enrolment`), with
+        a temperature fitted like :meth:`calibrated`'s on out-of-fold predictions of those clips,
+        each held-out speaker standardised by ``k`` random clips of its own (scored too)."""
+        if self.enrolment is None:
+            raise ValueError("adapted_head needs a trainer made with enrolment=Enrolment(...).")
+        head = self.fit(idx, params)
+        head.temperature = self.temperature(idx, params, n_splits=n_splits)[0] if calibrate else None
+        return head
+
+
+def fit_adaptation(trainer_class: type[PipelineTrainer], X: np.ndarray, clips: Sequence[Clip],
+                   labels: Sequence[str], idx: np.ndarray, params: dict | None = None, *,
+                   recipe: dict = ADAPTATION_RECIPE, calibrate: bool = True, n_splits: int = 3,
+                   seed: int = 0, **trainer_kwargs) -> Adaptation:
+    """The heads of ``recipe`` (:data:`ADAPTATION_RECIPE`) fitted on clips ``idx`` with the kind's
+    settings ``params``: what a model trained for speaker adaptation carries (not evaluated here;
+    ``python -m bench.enrolment`` measures it)."""
+    heads = {}
+    for enrolment in recipe["heads"]:
+        trainer = trainer_class(X, clips, labels, enrolment=enrolment, seed=seed, **trainer_kwargs)
+        heads[enrolment.method] = trainer.adapted_head(idx, params, calibrate=calibrate, n_splits=n_splits)
+    return Adaptation(heads, z_from_clips=int(recipe["z_from_clips"]))
 
 
 @dataclass

@@ -7,6 +7,12 @@ invariant), so the rows are projected onto that n-dimensional span, the regressi
 there, and its coefficients are mapped back to the 6 461 features. The result is the same model
 (up to solver tolerance), fitted several times faster, and saved as a plain
 ``Pipeline(StandardScaler, LogisticRegression)``.
+
+With ``adapt=True`` (the default) the saved model is also trained for speaker adaptation: beside its
+own pipeline it gets the heads of :data:`ser.training.pipeline.ADAPTATION_RECIPE`, fitted on the same
+clips with the same penalty, each training speaker standardised by ``k`` random clips of its own
+(:func:`ser.training.pipeline.fit_adaptation`), so ``ser.predict(clip, model="smile", speaker=profile)``
+works. ``python -m bench.enrolment`` measures what it gains.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ from ..features.handcrafted import map_corpus
 from ..features.smile import LICENCE, SmileConfig, smile_features, smile_names
 from ..models.smile import DEFAULT_C, SmileRecognizer, make_smile_pipeline
 from .metadata import Progress, audio_settings, data_summary, labels_of, library_versions, noop_progress
-from .pipeline import PipelineTrainer, evaluate
+from .pipeline import PipelineTrainer, evaluate, fit_adaptation
 from .protocols import PROTOCOLS, oof_of
 
 __all__ = ["C_GRID", "SmileTrainer", "smile_corpus", "fit_rowspace", "choose_c", "train_smile", "SmileReport"]
@@ -114,6 +120,7 @@ def train_smile(
     protocols: Sequence[str] = PROTOCOLS,
     calibrate: bool = True,
     calibration_splits: int = 3,
+    adapt: bool = True,
     seed: int = 0,
     n_jobs: int = -1,
     progress: Progress = noop_progress,
@@ -130,6 +137,9 @@ def train_smile(
         Augmented copies added on the training side (none by default).
     calibrate : bool
         Fit a temperature on out-of-fold predictions of the training side (as :func:`train_mlp`).
+    adapt : bool
+        Also fit the speaker-adaptation heads (:data:`ser.training.pipeline.ADAPTATION_RECIPE`) on all
+        clips, so the model accepts a speaker profile; each head gets its own temperature when ``calibrate``.
 
     Returns
     -------
@@ -163,6 +173,10 @@ def train_smile(
     everything = np.arange(len(clips))
     final = choose(everything)
     rec = trainer.calibrated(everything, final, calibrate=calibrate, n_splits=calibration_splits)
+    if adapt:
+        progress((len(protocols) + 0.5) / n_steps, "speaker-adaptation heads on all clips")
+        rec.adaptation = fit_adaptation(SmileTrainer, X, clips, labels, everything, final, calibrate=calibrate,
+                                        n_splits=calibration_splits, seed=seed, config=config)
     metadata = {
         "model": "smile",
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -182,6 +196,13 @@ def train_smile(
                          "fitted_on": f"out-of-fold predictions of the training clips ({calibration_splits}-fold "
                                       "GroupKFold by speaker); never on test clips",
                          "protocols": ev.calibration} if calibrate else None),
+        "adaptation": ({"heads": {m: {"k": h.enrolment.k, "floor_fraction": h.enrolment.floor_fraction,
+                                      "temperature": h.temperature} for m, h in rec.adaptation.heads.items()},
+                        "z_from_clips": rec.adaptation.z_from_clips, "min_clips": rec.adaptation.min_clips,
+                        "how": "each training speaker standardised by the statistics of k random clips of its own "
+                               "(z: (x - mean) / max(std, floor_fraction x training std); mean: x - mean), as a "
+                               "speaker profile standardises a new speaker; same clips and penalty as the model"}
+                       if adapt else None),
         "library_versions": library_versions(),
         "timings_s": {"features": round(t_features, 1), "total": round(time.time() - started, 1)},
     }
