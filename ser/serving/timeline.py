@@ -444,7 +444,7 @@ def stream_update(state: StreamState | None, chunk, *, recognizer: Recognizer,
     if state.pending_s + 1e-9 < state.every_s:
         return state, state.last or _result(state, "listening", None, threshold)
     state.pending_s = 0.0
-    window = state.buffer
+    window = remove_dc(state.buffer)  # a clip of its own, prepared as the loader prepares one
     need = math.ceil(float(recognizer.audio["min_voiced_s"]) * sr)
     voiced = None
     if len(window) and float(np.max(np.abs(window - window.mean()))) >= 10 ** (-70 / 20):
