@@ -46,6 +46,7 @@ __all__ = [
     "STUDIES",
     "STUDIES_NOTE",
     "readme_tables",
+    "newvoice_table",
     "results_table",
     "replace_block",
     "update_readme",
@@ -314,6 +315,43 @@ def card_section(metadata: dict, root: str | os.PathLike | None = None) -> str:
     return "\n\n".join(parts)
 
 
+#: The study of issue 14's levers (``python -m bench.newvoice``).
+NEWVOICE = "newvoice.json"
+
+
+def _pm(entry: Mapping, key: str) -> str:
+    """``mean ± std`` over folds, in %."""
+    mean, std = entry.get(f"{key}_mean"), entry.get(f"{key}_std")
+    return "–" if mean is None else f"{100 * mean:.1f} ± {100 * (std or 0):.1f}"
+
+
+def _weakest(entry: Mapping | None) -> str:
+    """The least recalled emotion of a test (and how many emotions were never predicted)."""
+    if not entry or not entry.get("recall"):
+        return "–"
+    recall = {k: v for k, v in entry["recall"].items()}
+    worst = min(recall, key=recall.get)
+    never = [k for k in recall if entry.get("predicted", {}).get(k, 1.0) == 0.0]
+    return f"{worst} {_pct(recall[worst])}" + (f"; never predicted: {', '.join(never)}" if never else "")
+
+
+def newvoice_table(report: dict | None = None) -> str:
+    """Markdown: each lever alone and combined on RAVDESS's EmoBox folds, under ±20 dB gain, and on TESS."""
+    report = load_report(NEWVOICE) if report is None else report
+    if not report:
+        return "_No study yet: run `python -m bench.newvoice`._"
+    rows = ["| recipe | RAVDESS acc % | RAVDESS UAR % | UAR at −20 dB | UAR at +20 dB | TESS UAR % (never heard) "
+            "| TESS: least recalled emotion |", "|---|---:|---:|---:|---:|---:|---|"]
+    for group in ("recipes", "fusions"):
+        for name, r in report.get(group, {}).items():
+            clean = r.get("clean", {})
+            rows.append(f"| {'fusion: ' if group == 'fusions' else ''}{name} | {_pm(clean, 'accuracy')} | "
+                        f"{_pm(clean, 'uar')} | {_pct(r.get('gain-20dB', {}).get('uar'))} | "
+                        f"{_pct(r.get('gain+20dB', {}).get('uar'))} | {_pct(r.get('tess', {}).get('uar'))} | "
+                        f"{_weakest(r.get('tess'))} |")
+    return "\n".join(rows)
+
+
 def readme_tables(root: str | os.PathLike | None = None) -> str:
     """The README's block of study tables (``python -m ser report`` writes it; a test compares)."""
     def get(name):
@@ -321,6 +359,9 @@ def readme_tables(root: str | os.PathLike | None = None) -> str:
 
     mlp, cnn = STUDIES["mlp"], STUDIES["cnn"]
     parts = [
+        ("**A new voice: each lever alone and combined** (RAVDESS, EmoBox's six speaker-independent folds, "
+         "mean ± std over folds; the same test clips 20 dB quieter and louder; TESS never heard; "
+         "`python -m bench.newvoice`):", newvoice_table(get(NEWVOICE))),
         ("**The bundled models on a corpus they never heard** (real prediction path, file by file):",
          bundled_table(get(BUNDLED))),
         ("**Cross-corpus, MLP recipe** (accuracy and UAR in %; speaker norm: per-speaker standardisation, "
@@ -348,6 +389,8 @@ PROTOCOL_NAMES = {"speaker_independent": "speaker-independent (6 folds by actor)
 
 
 
+#: The bundled models, in the order tables list them.
+MODEL_ORDER = ("mlp", "cnn", "smile", "ensemble")
 #: Columns of every metrics table: metadata key and heading.
 METRIC_COLUMNS = (("accuracy", "accuracy"), ("uar", "UAR"), ("macro_f1", "macro F1"), ("n_test", "test clips"))
 
@@ -384,7 +427,7 @@ def protocol_table(metadata: Mapping) -> str:
 def results_table(models: str | Path) -> str:
     """Markdown: one row per bundled model and protocol, from ``models/<kind>/metadata.json``."""
     rows, data = [], {}
-    for kind in ("mlp", "cnn", "ensemble"):
+    for kind in MODEL_ORDER:
         path = Path(models) / kind / "metadata.json"
         if not path.is_file():
             continue

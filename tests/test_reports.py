@@ -139,3 +139,19 @@ def test_card_section_only_for_models_the_studies_describe(tmp_path):
     assert er.card_section({"model": "mlp", "version": "v7", "data": {"corpora": {"emodb": 500}}}, tmp_path) == ""
     # the CNN has no stored studies here
     assert er.card_section({"model": "cnn", "version": "v8", "data": ravdess}, tmp_path) == ""
+
+
+def test_newvoice_table_shows_each_lever_its_robustness_and_collapse():
+    from ser.reports import newvoice_table
+
+    report = {"recipes": {"mlp+level": {
+        "clean": {"accuracy_mean": 0.524, "accuracy_std": 0.04, "uar_mean": 0.514, "uar_std": 0.041},
+        "gain-20dB": {"uar": 0.511}, "gain+20dB": {"uar": 0.485},
+        "tess": {"uar": 0.409, "recall": {"neutral": 0.043, "sad": 0.489}, "predicted": {"neutral": 0.006, "sad": 0.19}}}},
+        "fusions": {"mlp+level + smile+level": {"clean": {"uar_mean": 0.6, "uar_std": 0.05},
+                                                "tess": {"uar": 0.45, "recall": {"neutral": 0.0}, "predicted": {"neutral": 0.0}}}}}
+    table = newvoice_table(report).splitlines()
+    assert table[2].startswith("| mlp+level | 52.4 ± 4.0 | 51.4 ± 4.1 | 51.1 | 48.5 | 40.9 | neutral 4.3 |")
+    assert table[3].startswith("| fusion: mlp+level + smile+level | – | 60.0 ± 5.0 | – | – | 45.0 |")
+    assert table[3].endswith("neutral 0.0; never predicted: neutral |")
+    assert newvoice_table({}).startswith("_No study yet")
