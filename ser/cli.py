@@ -5,6 +5,8 @@ values and report progress through callbacks.
 
     ser train mlp|cnn|ensemble --data DIR     train, evaluate both protocols, save a new version
     ser predict <files, folders or CSV>        one row per file, resumable CSV
+                                               (--profile me.json, --speaker-column speaker: adapted)
+    ser enroll <clips of one speaker> --out me.json   a speaker profile ("adapt to my voice")
     ser push models/mlp --repo you/ser-mlp     share on the Hugging Face Hub, with a model card
     ser pull you/ser-mlp --revision v...       download and verify
     ser report                                 regenerate the README's measured tables
@@ -31,9 +33,11 @@ from .cluster import parallel_context
 from .errors import DataError, ModelError, ParameterError, SerError
 from .features.smile import SmileConfig
 from .hub.transfer import pull, push
+from .models.registry import get_recognizer
 from .models.smile import DEFAULT_C
+from .models.speaker import MIN_ENROL_CLIPS, SpeakerProfile
 from .reports import protocol_table, update_readme
-from .serving.batch import CsvRun, predict_to_csv
+from .serving.batch import ENROL_CLIPS, CsvRun, expand_inputs, predict_to_csv
 from .training.cnn import train_cnn
 from .training.ensemble import MEMBERS as ENSEMBLE_MEMBERS
 from .training.ensemble import train_all
@@ -114,6 +118,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--C", type=float, default=DEFAULT_C, help="inverse L2 penalty without search (default: %(default)s)")
     p.add_argument("--no-level-norm", action="store_true",
                    help="keep each clip's recorded level (default: normalise the active-speech level first)")
+    p.add_argument("--no-adapt", action="store_true",
+                   help="skip the speaker-adaptation heads (default: train them, so the model accepts a speaker "
+                        "profile from `ser enroll`)")
     p.set_defaults(handler=_cmd_smile)
 
     for kind, helptext in (("cnn", "log-mel CNN (Keras, TensorFlow CPU)"),
@@ -145,8 +152,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--retry-errors", action="store_true",
                    help="try again the files that have an error in --out (their old rows are removed)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    adapt = p.add_mutually_exclusive_group()
+    adapt.add_argument("--profile", default=None, metavar="JSON",
+                       help="adapt every file to this speaker profile (from `ser enroll`); the model must be "
+                            "trained for adaptation (--model smile)")
+    adapt.add_argument("--speaker-column", default=None, metavar="NAME",
+                       help="adapt each file to its own speaker: the speaker is this column of the input CSV (or "
+                            "of a folder's manifest.csv); each speaker is enrolled from up to --enrol-clips of its "
+                            f"own files in the run; speakers with fewer than {MIN_ENROL_CLIPS} usable files are "
+                            "predicted unadapted (listed at the end)")
+    p.add_argument("--enrol-clips", type=int, default=ENROL_CLIPS, metavar="N",
+                   help="with --speaker-column: files per speaker its profile is made from (default: %(default)s)")
     _add_scheduler_arg(p)
     p.set_defaults(handler=_cmd_predict)
+
+    p = sub.add_parser("enroll", help="make a speaker profile from a few clips of one speaker (adapt to a voice)",
+                       description="Make a speaker profile (JSON, statistics of the voice, no audio) from a few "
+                                   f"unlabelled clips of one speaker: at least {MIN_ENROL_CLIPS}, 16 or more adapt "
+                                   "fully. Use it with `ser predict ... --profile me.json --model smile` or "
+                                   "ser.predict(clip, model='smile', speaker=ser.SpeakerProfile.load('me.json')).")
+    p.add_argument("clips", nargs="+", help="audio files, folders or a CSV with a path column (one speaker)")
+    p.add_argument("--out", required=True, metavar="JSON", help="where to write the profile (replaced atomically)")
+    p.add_argument("--model", default="smile", help="a model trained for adaptation: smile, ensemble or a model "
+                                                    "folder (default: %(default)s)")
+    p.add_argument("--add-to", default=None, metavar="JSON", help="extend this profile with the clips")
+    p.set_defaults(handler=_cmd_enroll)
 
     _add_hub_commands(sub)
     p = sub.add_parser("report", help="regenerate the README's tables from what was measured",
@@ -281,7 +311,7 @@ def _cmd_mlp(args) -> int:
 def _cmd_smile(args) -> int:
     config = SmileConfig(level_db=None if args.no_level_norm else SMILE_LEVEL_DB)
     rec, _ = train_smile(_load_clips(args), config=config, search=not args.no_search, C=args.C, seed=args.seed,
-                         n_jobs=args.jobs, progress=_progress_printer(), data_root=args.data)
+                         adapt=not args.no_adapt, n_jobs=args.jobs, progress=_progress_printer(), data_root=args.data)
     saved = None if args.no_save else rec.save_pretrained(_models_root(args) / "smile")
     _report(rec.metadata, saved)
     return 0
@@ -338,15 +368,37 @@ def _cmd_predict(args) -> int:
         bar = tqdm(total=run.total, initial=run.skipped, unit="file", desc="predict", disable=args.no_progress,
                    file=sys.stderr, dynamic_ncols=True)
 
+    if args.speaker_column:
+        print(f"enrolling each speaker from up to {args.enrol_clips} of its files", file=sys.stderr)
     try:
         run = predict_to_csv(args.inputs, model=args.model, out=args.out, n_jobs=args.jobs, chunk=args.chunk,
                              scheduler=args.scheduler, retry_errors=args.retry_errors, on_start=start,
-                             on_rows=lambda n: bar.update(n))
+                             on_rows=lambda n: bar.update(n), profile=args.profile,
+                             speaker_column=args.speaker_column, enrol_clips=args.enrol_clips)
     finally:
         if bar is not None:
             bar.close()
     print(f"{run.predicted - run.failed} predicted, {run.failed} could not be read, {run.skipped} skipped "
           f"(already done)" + (f"; results in {run.out}" if run.out else ""), file=sys.stderr)
+    if args.profile:
+        print(f"adapted to the speaker profile {args.profile}", file=sys.stderr)
+    if args.speaker_column:
+        print(f"adapted to {len(run.adapted_speakers)} speakers from their own files", file=sys.stderr)
+        if run.too_few:
+            print(f"{len(run.too_few)} speakers had too few usable files (fewer than {MIN_ENROL_CLIPS}) and were "
+                  "predicted without adaptation:", file=sys.stderr)
+            for speaker, why in run.too_few.items():
+                print(f"  {speaker}: {why}", file=sys.stderr)
+    return 0
+
+
+def _cmd_enroll(args) -> int:
+    clips = expand_inputs(args.clips)
+    old = SpeakerProfile.load(args.add_to) if args.add_to else None
+    profile = get_recognizer(args.model).enroll(clips, add_to=old)
+    profile.save(args.out)
+    print(f"speaker profile of {profile.n_clips} clips written to {args.out}"
+          + ("" if profile.n_clips >= 16 else "; 16 or more clips adapt fully"), file=sys.stderr)
     return 0
 
 

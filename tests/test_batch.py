@@ -154,3 +154,100 @@ def test_worker_processes_give_the_rows_of_one_process(folder, rec):
     other_chunks = [r for c in batch.predict_files(paths, model=rec, n_jobs=1, chunk=5) for r in c]
     assert other_chunks == here  # a file's row never depends on its neighbours
     assert np.isclose(sum(v for k, v in here[0].items() if k.startswith("p_")), 1, atol=1e-4)
+
+
+# -- speaker adaptation: --profile and --speaker-column ---------------------------------------------
+@pytest.fixture(scope="module")
+def smile_dir(ravdess_dir) -> Path:
+    pytest.importorskip("opensmile")
+    from tiny_model import tiny_smile_root
+
+    return tiny_smile_root(ravdess_dir) / "smile"
+
+
+@pytest.fixture(scope="module")
+def smile(smile_dir):
+    from ser.models.base import Recognizer
+
+    return Recognizer.from_pretrained(smile_dir)
+
+
+def _probs(row: dict, labels) -> list[float]:
+    return [float(row[f"p_{lab}"]) for lab in labels]
+
+
+def test_a_profile_adapts_every_file(tmp_path, ravdess_dir, folder, smile, smile_dir, capsys):
+    """``ser enroll`` writes a profile; ``ser predict --profile`` gives each file exactly its
+    ``ser.predict(..., speaker=profile)``, marked adapted; a model that cannot adapt refuses."""
+    from ser.models.speaker import SpeakerProfile
+
+    me = tmp_path / "me.json"
+    clips = [str(p) for p in ravdess_files(ravdess_dir, "04", 8)]
+    assert main(["enroll", *clips, "--model", str(smile_dir), "--out", str(me)]) == 0
+    assert "speaker profile of 8 clips written" in capsys.readouterr().err
+    profile = SpeakerProfile.load(me)
+    out = tmp_path / "adapted.csv"
+    assert main(["predict", str(folder), "--model", str(smile_dir), "--profile", str(me), "--out", str(out),
+                 "--no-progress"]) == 0
+    rows = read(out)
+    assert list(rows[0]) == batch.fieldnames(smile.labels, adapted=True)
+    good = [r for r in rows if not r["error"]]
+    assert len(good) == 4 and all(r["adapted"] == "True" for r in good)
+    for r in good:
+        p = smile.predict(r["path"], speaker=profile)
+        assert _probs(r, smile.labels) == pytest.approx([p.probabilities[lab] for lab in smile.labels], abs=1e-6)
+    assert "adapted to the speaker profile" in capsys.readouterr().err
+    rows_api = batch.predict_batch([r["path"] for r in good], smile, speaker=profile)
+    assert all(r["adapted"] is True for r in rows_api)
+    assert _probs(rows_api[0], smile.labels) == pytest.approx(_probs(good[0], smile.labels), abs=1e-6)
+    assert main(["predict", str(folder), "--profile", str(me), "--no-progress"]) == 2  # the default MLP cannot
+    assert "cannot adapt to a speaker" in capsys.readouterr().err
+
+
+def test_a_speaker_column_enrols_each_speaker_from_its_own_files(tmp_path, ravdess_dir, smile, smile_dir, capsys):
+    a, b = ravdess_files(ravdess_dir, "05", 6), ravdess_files(ravdess_dir, "06", 2)
+    table = tmp_path / "list.csv"
+    with open(table, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["path", "speaker"])
+        w.writerows([[str(p), "ann"] for p in a] + [[str(p), "bob"] for p in b] + [["missing.wav", "ann"]])
+    out = tmp_path / "rows.csv"
+    args = ["predict", str(table), "--model", str(smile_dir), "--speaker-column", "speaker", "--enrol-clips", "5",
+            "--out", str(out), "--no-progress"]
+    assert main(args) == 0
+    err = capsys.readouterr().err
+    assert "adapted to 1 speakers" in err and "1 speakers had too few usable files" in err and "bob: 2 files" in err
+    rows = read(out)
+    assert list(rows[0]) == batch.fieldnames(smile.labels, speaker=True, adapted=True)
+    paths = [str(p) for p in a + b] + [str(tmp_path / "missing.wav")]
+    speakers = batch.speakers_of([table], "speaker")
+    profiles, too_few = batch.speaker_profiles(smile, paths, speakers, enrol_clips=5)
+    assert set(profiles) == {"ann"} and set(too_few) == {"bob"} and 4 <= profiles["ann"].n_clips <= 5
+    by = {Path(r["path"]).name: r for r in rows}
+    for p in a:
+        r = by[p.name]
+        assert r["speaker"] == "ann" and r["adapted"] == "True"
+        expected = smile.predict(str(p), speaker=profiles["ann"])
+        assert _probs(r, smile.labels) == pytest.approx([expected.probabilities[lab] for lab in smile.labels], abs=1e-6)
+    for p in b:
+        r = by[p.name]
+        assert r["speaker"] == "bob" and r["adapted"] == "False"
+        assert _probs(r, smile.labels) == pytest.approx(list(smile.predict(str(p)).probabilities.values()), abs=1e-6)
+    assert by["missing.wav"]["error"] and by["missing.wav"]["adapted"] == ""
+    assert main(args) == 0  # a rerun resumes: nothing left to do, the same profiles
+    assert "0 predicted" in capsys.readouterr().err and read(out) == rows
+
+
+def test_a_speaker_column_needs_a_table_with_that_column(tmp_path, folder, smile_dir, model_dir):
+    with pytest.raises(DataError, match="a CSV \\(or a folder holding a manifest.csv\\) with a 'speaker' column"):
+        batch.predict_to_csv([folder], model=str(smile_dir), speaker_column="speaker")
+    table = tmp_path / "t.csv"
+    table.write_text("path,who\nx.wav,a\n")
+    with pytest.raises(DataError, match="has no 'speaker' column"):
+        batch.speakers_of([table], "speaker")
+    with pytest.raises(DataError, match="not both"):
+        batch.predict_to_csv([table], model=str(smile_dir), speaker_column="who", profile="me.json")
+    from ser.errors import ModelError
+
+    with pytest.raises(ModelError, match="cannot adapt"):
+        batch.predict_to_csv([table], model=str(model_dir), speaker_column="who")

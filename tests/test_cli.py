@@ -17,7 +17,7 @@ from ser import cli
 from ser.reports import END, START, STUDIES_END, STUDIES_START
 
 REPO = Path(__file__).resolve().parents[1]
-COMMANDS = (["train"], ["train", "mlp"], ["train", "cnn"], ["train", "ensemble"], ["predict"], ["push"],
+COMMANDS = (["train"], ["train", "mlp"], ["train", "cnn"], ["train", "ensemble"], ["predict"], ["enroll"], ["push"],
             ["pull"], ["report"])
 
 
@@ -38,7 +38,7 @@ def test_every_subcommand_is_listed_in_the_top_level_help(capsys):
     with pytest.raises(SystemExit):
         cli.main(["--help"])
     out = capsys.readouterr().out
-    for name in ("train", "predict", "push", "pull", "report"):
+    for name in ("train", "predict", "enroll", "push", "pull", "report"):
         assert f"    {name} " in out, name
 
 
@@ -87,6 +87,9 @@ def test_python_m_ser_is_the_ser_command():
     (["train", "mlp", "--data", "/nonexistent/corpus", "--no-save"], "/nonexistent/corpus"),
     (["predict", "x.wav", "--model", "no-such-model", "--no-progress"], "No model at no-such-model"),
     (["report", "--readme", "/nonexistent/README.md"], "No README at /nonexistent/README.md"),
+    (["predict", "x.wav", "--profile", "/nonexistent/me.json", "--no-progress"],
+     "Cannot read the speaker profile /nonexistent/me.json"),
+    (["enroll", "a.wav", "b.wav", "--model", "mlp", "--out", "/tmp/never.json"], "mlp model (v"),
 ])
 def test_errors_exit_2_with_one_line(argv, message, capsys):
     assert cli.main(argv) == 2
