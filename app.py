@@ -255,9 +255,21 @@ def show_prediction(result: dict):
     return gr.Label(value=view.probabilities, label=view.title), view.figure, view.verdict
 
 
+#: Buttons that send the Predict tab's clip; they wait while a recording is on its way to the server.
+CLIP_ACTIONS = 3
+
+
 def clear_results():
-    """A new clip: the previous clip's results go."""
-    return (None, None, "Press Predict for this clip.", gr.Plot(value=None, visible=False), "")
+    """A new clip (a recording has arrived, a file was uploaded or removed): the previous clip's results
+    go, and the buttons that send the clip work again."""
+    return (None, None, "Press Predict for this clip.", gr.Plot(value=None, visible=False), "",
+            *[gr.Button(interactive=True)] * CLIP_ACTIONS)
+
+
+def recording_started():
+    """While the microphone records, and until the recording has been uploaded (the next ``change``), the
+    clip's buttons wait: pressed in between, they would send no audio."""
+    return tuple(gr.Button(interactive=False) for _ in range(CLIP_ACTIONS))
 
 
 def show_timeline(result: dict):
@@ -453,7 +465,9 @@ def build_demo() -> gr.Blocks:
                     studies_md = gr.Markdown(elem_id="studies-table")
 
         # -- wiring -----------------------------------------------------------------------------
-        audio.change(clear_results, None, [label, bar, verdict, timeline_plot, timeline_note],
+        clip_actions = [predict_btn, analyze_btn, explain_btn]  # CLIP_ACTIONS of them
+        audio.start_recording(recording_started, None, clip_actions, api_name="recording_started", **render)
+        audio.change(clear_results, None, [label, bar, verdict, timeline_plot, timeline_note, *clip_actions],
                      api_name="clear_results", **render)
         predicted = predict_btn.click(predict, [audio, model], prediction_json, api_name="predict", **inference)
         # the baseline of bench/load.py: same upload, same queue settings, no work; not in the API docs

@@ -109,12 +109,15 @@ def test_an_example_clip_long_enough_gets_a_timeline(page):
 
 
 def test_microphone_recording_is_predicted(page):
+    """Predict waits while the recording is on its way to the server: pressed as soon as the waveform
+    shows, it used to send no audio ("No audio: record or upload a clip first.") on a busy machine."""
     page.locator("#audio button[aria-label='Record audio']").click()
     page.locator("#audio button.record-button").click()
+    sync_api.expect(page.locator("#predict-btn")).to_be_disabled()
     page.wait_for_timeout(3000)
     page.locator("#audio button.stop-button:visible").click()
     page.locator("#audio button.play-pause-button, #audio audio").first.wait_for(state="attached")
-    page.locator("#predict-btn").click()
+    page.locator("#predict-btn").click()  # waits until it is enabled: the recording has arrived
     assert EMOTION_HEADING.match(verdict(page))
     shot(page, "1-predict-microphone")
 
