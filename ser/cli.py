@@ -29,8 +29,10 @@ from tqdm.auto import tqdm
 from . import settings
 from .audio.augment import VARIANTS
 from .audio.corpora import load_corpus
+from .audio.level import TARGET_DBFS
 from .cluster import parallel_context
 from .errors import DataError, ModelError, ParameterError, SerError
+from .features.handcrafted import FeatureConfig
 from .features.smile import SmileConfig
 from .hub.transfer import pull, push
 from .models.registry import get_recognizer
@@ -42,7 +44,6 @@ from .training.cnn import train_cnn
 from .training.ensemble import MEMBERS as ENSEMBLE_MEMBERS
 from .training.ensemble import train_all
 from .training.mlp import train_mlp
-from .training.smile import LEVEL_DB as SMILE_LEVEL_DB
 from .training.smile import train_smile
 
 __all__ = ["main", "build_parser"]
@@ -107,6 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-augment", action="store_true",
                    help="train without the augmented copies (pitch +2, stretch 1.1x, noise 20 dB)")
     p.add_argument("--no-importance", action="store_true", help="skip permutation importance")
+    p.add_argument("--level-norm", action="store_true",
+                   help="normalise each clip's active-speech level before the features (absolute level is not a cue)")
     p.set_defaults(handler=_cmd_mlp)
 
     p = kinds.add_parser("smile", help="openSMILE ComParE + eGeMAPS functionals + regularised logistic regression",
@@ -302,14 +305,15 @@ def _cmd_mlp(args) -> int:
     rec, report = train_mlp(clips, search=not args.no_search, n_iter=args.n_iter, params=params,
                             variants=() if args.no_augment else VARIANTS,
                             importance=not args.no_importance, seed=args.seed, n_jobs=args.jobs,
-                            progress=_progress_printer(), data_root=args.data)
+                            progress=_progress_printer(), data_root=args.data,
+                            config=FeatureConfig(level_db=TARGET_DBFS if args.level_norm else None))
     saved = None if args.no_save else rec.save_pretrained(_models_root(args) / "mlp")
     _report(rec.metadata, saved)
     return 0
 
 
 def _cmd_smile(args) -> int:
-    config = SmileConfig(level_db=None if args.no_level_norm else SMILE_LEVEL_DB)
+    config = SmileConfig(level_db=None if args.no_level_norm else TARGET_DBFS)
     rec, _ = train_smile(_load_clips(args), config=config, search=not args.no_search, C=args.C, seed=args.seed,
                          adapt=not args.no_adapt, n_jobs=args.jobs, progress=_progress_printer(), data_root=args.data)
     saved = None if args.no_save else rec.save_pretrained(_models_root(args) / "smile")

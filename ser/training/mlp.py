@@ -101,11 +101,14 @@ def train_mlp(
     n_jobs: int = -1,
     progress: Progress = noop_progress,
     data_root: str | None = None,
+    config: FeatureConfig = FeatureConfig(),
 ):
     """Evaluate the MLP under each protocol, then fit it on all clips.
 
     Parameters
     ----------
+    config : FeatureConfig
+        The features (``FeatureConfig(level_db=-26)`` normalises each clip's level first).
     search : bool
         Run the speaker-grouped hyperparameter search inside each training side (and on all data
         for the final model); otherwise use ``params`` (or :data:`ser.mlp.DEFAULT_PARAMS`).
@@ -132,7 +135,6 @@ def train_mlp(
     started = time.time()
     clips = list(clips)
     labels = labels_of(clips)
-    config = FeatureConfig()
     all_variants = (ORIGINAL, *variants)
     progress(0.0, f"features of {len(clips)} clips x {len(all_variants)} variants")
     X, hashes = extract_corpus([c.path for c in clips], config=config, variants=all_variants,

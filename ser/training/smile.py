@@ -27,6 +27,7 @@ from sklearn.metrics import balanced_accuracy_score
 from sklearn.model_selection import GroupKFold
 
 from ..audio.corpora import Clip
+from ..audio.level import TARGET_DBFS
 from ..features.handcrafted import map_corpus
 from ..features.smile import LICENCE, SmileConfig, smile_features, smile_names
 from ..models.smile import DEFAULT_C, SmileRecognizer, make_smile_pipeline
@@ -39,7 +40,7 @@ __all__ = ["C_GRID", "SmileTrainer", "smile_corpus", "fit_rowspace", "choose_c",
 #: Penalties the inner search chooses among (flat between 0.003 and 0.03 on RAVDESS's EmoBox folds).
 C_GRID = (0.001, 0.003, 0.01, 0.03)
 #: Active-speech level the bundled recipe normalises every clip to (absolute level is not a cue).
-LEVEL_DB = -26.0
+LEVEL_DB = TARGET_DBFS
 
 
 def smile_corpus(paths: Sequence[str], *, config: SmileConfig, variants: Sequence[str] = ("original",),
