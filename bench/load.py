@@ -212,7 +212,8 @@ def after_start(client, clip: Path, seconds: float, every_s: float = 0.25) -> di
         lat.append(time.perf_counter() - t0)
         time.sleep(every_s)
     warm = statistics.median(lat[-10:])
-    return {"n": len(lat), "max_s": max(lat), "warm_s": warm, "excess_s": max(lat) - warm}
+    return {"n": len(lat), "max_s": max(lat), "warm_s": warm, "excess_s": max(lat) - warm,
+            "slowest_at": lat.index(max(lat)), "first_s": lat[0]}
 
 
 def cold_starts(models: Path, data: Path, tmp: Path, clip: Path, runs: int, after_s: float) -> dict:
@@ -231,7 +232,8 @@ def cold_starts(models: Path, data: Path, tmp: Path, clip: Path, runs: int, afte
             out[name].append(cold)
             print(f"cold start {i + 1}/{runs} {name}: served {cold['served_s']:.1f} s, first /predict "
                   f"{cold['first_predict_s']:.1f} s, CPU {cold['cpu_s']:.1f} s"
-                  + (f"; after start: slowest {cold['max_s'] * 1000:.0f} ms vs warm {cold['warm_s'] * 1000:.0f} ms"
+                  + (f"; after start: next {cold['first_s'] * 1000:.0f} ms, slowest {cold['max_s'] * 1000:.0f} ms "
+                     f"(request {cold['slowest_at'] + 1} of {cold['n']}) vs warm {cold['warm_s'] * 1000:.0f} ms"
                      if "max_s" in cold else ""), flush=True)
     return out
 
