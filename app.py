@@ -57,7 +57,7 @@ log = logging.getLogger("ser.app")
 
 HERE = Path(__file__).resolve().parent
 EXAMPLES = sorted(p for p in (HERE / "examples").glob("*") if p.suffix in (".wav", ".ogg", ".flac"))
-MODEL_CHOICES = [("MLP", "mlp"), ("CNN", "cnn"), ("Ensemble", "ensemble")]
+MODEL_CHOICES = [("MLP", "mlp"), ("CNN", "cnn"), ("openSMILE", "smile"), ("Ensemble", "ensemble")]
 #: Simultaneous predictions/analyses (the machine this was measured on has 2 cores).
 INFERENCE_CONCURRENCY = settings.inference_concurrency()
 #: Training runs admitted at once: 2, so a second request reaches the lock and is refused at once

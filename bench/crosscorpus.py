@@ -37,12 +37,11 @@ import os
 import time
 from pathlib import Path
 
-import numpy as np
 
 from ser import settings
 from ser.audio.augment import ORIGINAL, VARIANTS
-from ser.audio.io import load_audio
 from ser.models.base import Recognizer
+from ser.reports import MODEL_ORDER
 from ser.training.cnn import DEFAULT_PARAMS as CNN_PARAMS
 from ser.training.cnn import CNNTrainer
 from ser.training.crosscorpus import corpus_pairs, cross_corpus, evaluate_split, multi_corpus, within_corpus
@@ -181,7 +180,7 @@ def main(argv=None) -> int:
 def bundled(clips, args) -> int:
     """The shipped models (trained on RAVDESS, every emotion) on each other corpus, file by file."""
     results, versions = {}, {}
-    for kind in ("mlp", "cnn", "ensemble"):
+    for kind in MODEL_ORDER:
         folder = Path(args.models) / kind
         if not (folder / "config.json").exists():
             continue
@@ -194,7 +193,7 @@ def bundled(clips, args) -> int:
 
             def fit_predict(train, test_idx, _rec=rec, _split=split, _order=order):
                 started = time.time()
-                p = np.stack([_rec.predict_proba(load_audio(_split.clips[i].path)) for i in test_idx])
+                p = _rec.predict_proba_batch([_rec.load(_split.clips[i].path) for i in test_idx])
                 log(f"{_rec.__class__.__name__}: {len(test_idx)} clips in {time.time() - started:.0f} s")
                 return p[:, _order]
 

@@ -30,7 +30,7 @@ from ser.serving.timeline import load_long, timeline_report
 REPO = Path(__file__).resolve().parents[1]
 BUNDLED = REPO / "models"
 EXAMPLES = sorted(str(p) for p in (REPO / "examples").glob("*.wav"))
-KINDS = ("mlp", "cnn", "ensemble")
+KINDS = ("mlp", "cnn", "smile", "ensemble")
 ATOL = 1e-6  # the CSV and the timeline round probabilities to 6 decimals (an error of at most 5e-7)
 
 

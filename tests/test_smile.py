@@ -90,3 +90,22 @@ def test_choose_c_sees_only_the_rows_it_is_given():
     assert best in C_GRID and set(scores) == set(C_GRID) and all(0 <= v <= 1 for v in scores.values())
     with pytest.raises(ValueError):
         choose_c(X[:10], y[:10], np.array(["one"] * 10))  # a single speaker cannot be held out
+
+
+def test_smile_works_after_tensorflow_in_the_same_process(voiced_signal, tmp_path):
+    """openSMILE's library loaded after TensorFlow corrupts the heap; importing ser loads it first."""
+    import subprocess
+    import sys
+
+    import soundfile as sf
+
+    pytest.importorskip("keras")
+    wav = tmp_path / "v.wav"
+    sf.write(wav, voiced_signal, 16000)
+    code = ("import ser.models, keras, numpy as np; from ser.audio.io import load_audio; "
+            "from ser.features.smile import smile_features, SmileConfig; keras.layers.Dense(2); "
+            f"x = smile_features(load_audio({str(wav)!r}), config=SmileConfig(feature_sets=('eGeMAPSv02',))); "
+            "print(x.shape[0])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=240)
+    assert out.returncode == 0, out.stderr[-500:]
+    assert out.stdout.strip().splitlines()[-1] == "88"

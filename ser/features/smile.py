@@ -14,11 +14,14 @@ never pay for it.
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
+import importlib.util
 import json
 import threading
 from dataclasses import asdict, dataclass
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 
@@ -34,6 +37,28 @@ LICENCE = "openSMILE: audEERING research licence (non-commercial use)"
 _LOCAL = threading.local()  # one openSMILE instance per thread: an instance is not re-entrant
 #: Shortest input openSMILE's functionals are computed on (shorter clips are zero-padded).
 _MIN_SAMPLES = SAMPLE_RATE // 10
+
+
+def _preload_library() -> None:
+    """Load openSMILE's native library now, before TensorFlow can be loaded.
+
+    Loaded after TensorFlow in the same process, ``libSMILEapi`` corrupts the heap at its first use
+    ("malloc(): invalid size", the process aborts; opensmile 2.6.0 with tensorflow-cpu 2.21); loaded
+    before, both work. Only the library is loaded (ctypes, milliseconds): importing ``opensmile`` itself
+    costs about 0.7 s, which the MLP and CNN paths must not pay.
+    """
+    spec = importlib.util.find_spec("opensmile")
+    if spec is None or not spec.submodule_search_locations:
+        return  # not installed: the smile kind says so when used
+    for lib in sorted(Path(next(iter(spec.submodule_search_locations)), "core", "bin").glob("*/libSMILEapi.*")):
+        try:
+            ctypes.CDLL(str(lib))
+            return
+        except OSError:  # another platform's build
+            continue
+
+
+_preload_library()
 
 
 @dataclass(frozen=True)
