@@ -51,7 +51,8 @@ def _scores(y: np.ndarray, proba: np.ndarray, labels: list[str], folds: list[np.
     pred = proba.argmax(axis=1)
     m = classification_metrics(y, pred, labels)
     out = {"accuracy": m["accuracy"], "uar": m["uar"], "n_test": m["n_test"],
-           "recall": {lab: m["report"][lab]["recall"] for lab in labels if lab in m["report"]},
+           "recall": {lab: m["report"][lab]["recall"] for lab in labels  # emotions the test set has
+                      if lab in m["report"] and m["report"][lab].get("support", 0) > 0},
            "predicted": {lab: float(np.mean(pred == j)) for j, lab in enumerate(labels)}}
     if folds is not None:
         per = [classification_metrics(y[f], pred[f], labels) for f in folds]
