@@ -157,16 +157,16 @@ def test_enrol_then_predict_end_to_end_on_real_clips(smile, smile_dir, voice, pr
     np.testing.assert_array_equal(smile.predict_proba_batch(ys), smile.proba_from_features(X))
 
 
-def test_fewer_than_8_clips_use_the_mean_head_and_say_so(smile, voice):
+def test_fewer_than_8_clips_blend_the_unadapted_model_and_both_heads_and_say_so(smile, voice):
     profile4 = smile.enroll(voice[:4])
     pred = smile.predict(voice[10], speaker=profile4)
-    assert pred.adapted and "mean only" in pred.warnings[0]
+    assert pred.adapted and "only 4 enrolment clips" in pred.warnings[0] and "8 or more adapt fully" in pred.warnings[0]
     y = smile.load(voice[10])
-    np.testing.assert_allclose(smile.predict_proba(y, speaker=profile4),
-                               _head_proba(smile, smile.adaptation.heads["mean"], [y], profile4.stats(smile.space))[0],
-                               atol=1e-12)
-    assert smile.adaptation.head_for(7).enrolment.method == "mean"
-    assert smile.adaptation.head_for(8).enrolment.method == "z"
+    stats = profile4.stats(smile.space)
+    expected = (smile.predict_proba(y) + _head_proba(smile, smile.adaptation.heads["mean"], [y], stats)[0]
+                + _head_proba(smile, smile.adaptation.heads["z"], [y], stats)[0]) / 3
+    np.testing.assert_allclose(smile.predict_proba(y, speaker=profile4), expected, atol=1e-12)
+    assert smile.adaptation.parts_for(7) == ("model", "mean", "z") and smile.adaptation.parts_for(8) == ("z",)
 
 
 def test_profile_json_round_trip_is_exact(tmp_path, smile, voice, profile8):
@@ -305,6 +305,7 @@ def test_an_adapted_model_saves_and_loads_its_heads(tmp_path, smile, voice, prof
     cfg = json.loads((folder / "config.json").read_text())
     assert cfg["adaptation"]["space"] == smile.space and set(cfg["adaptation"]["heads"]) == {"z", "mean"}
     assert cfg["adaptation"]["heads"]["z"]["k"] == 16 and cfg["adaptation"]["z_from_clips"] == 8
+    assert cfg["adaptation"]["blend_below"] == ["model", "mean", "z"]
     back = Recognizer.from_pretrained(tmp_path / "smile")
     y = smile.load(voice[7])
     np.testing.assert_array_equal(back.predict_proba(y, speaker=profile8), smile.predict_proba(y, speaker=profile8))
@@ -349,5 +350,11 @@ def test_adaptation_policy_and_recipe_checks():
     with pytest.raises(ModelError, match="heads among"):
         Adaptation({})
     with pytest.raises(EnrolmentError, match="holds 3 clips; the model needs at least 4"):
-        Adaptation({"z": object()}).head_for(3)
-    assert Adaptation({"z": "z-head"}).head_for(4) == "z-head"  # no mean head: z from the minimum on
+        Adaptation({"z": object()}).parts_for(3)
+    assert Adaptation({"z": "z-head"}).parts_for(4) == ("model", "z")  # a blend needs only the heads there are
+    assert Adaptation({"z": "z-head"}, blend_below=()).parts_for(4) == ("z",)
+    assert Adaptation({"mean": "m"}).parts_for(20) == ("model", "mean")  # no z head: never "fully" adapted
+    from ser.models.speaker import blend
+
+    P = np.array([[0.5, 0.5]]), np.array([[0.9, 0.1]])
+    np.testing.assert_allclose(blend(P, [None, 1.0]), [[0.7, 0.3]])

@@ -267,6 +267,7 @@ def test_enrolment_standardises_each_speaker_by_k_clips_of_its_own_and_fits_head
                                 recipe={"heads": (Enrolment("z", k=3), Enrolment("mean", k=2)), "z_from_clips": 5})
     assert set(adaptation.heads) == {"z", "mean"} and adaptation.heads["mean"].floor is None
     assert all(h.temperature is not None for h in adaptation.heads.values()) and adaptation.z_from_clips == 5
+    assert adaptation.parts_for(4) == ("model", "mean", "z") and adaptation.parts_for(5) == ("z",)
 
 
 # -- a small real run ----------------------------------------------------------------------------------

@@ -8,11 +8,14 @@ trusted types), so training and prediction cannot diverge. A kind names its feat
 A pipeline model trained for speaker adaptation (:class:`ser.models.speaker.Adaptation`) holds, in the
 same folder, a head per standardisation method beside its own pipeline::
 
-    config.json            ... "adaptation": {"space", "z_from_clips", "min_clips",
+    config.json            ... "adaptation": {"space", "z_from_clips", "min_clips", "blend_below",
                                               "heads": {"z": {"k", "floor_fraction", "temperature"}, ...}}
     adapted_z.skops        Pipeline(StandardScaler, classifier) fitted on z-standardised training speakers
     adapted_z_floor.npy    its std floor per feature (0.1 x the training std)
-    adapted_mean.skops     the same on mean-subtracted speakers (served below z_from_clips clips)
+    adapted_mean.skops     the same on mean-subtracted speakers
+
+A profile of ``z_from_clips`` clips or more is served by the z head; fewer, by the blend of the parts
+``blend_below`` names (the unadapted model and both heads).
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ import skops.io as sio
 from ..errors import ModelError
 from ..hub.artifacts import load_pipeline
 from .base import Recognizer
-from .speaker import Adaptation, AdaptedHead, Enrolment, SpeakerProfile, space_key
+from .speaker import MODEL_PART, Adaptation, AdaptedHead, Enrolment, SpeakerProfile, blend, space_key
 
 __all__ = ["PipelineRecognizer"]
 
@@ -108,20 +111,33 @@ class PipelineRecognizer(Recognizer):
         if self.adaptation is None:
             return super().speaker_notes(profile)
         n = profile.stats(self.space, audio=self.audio).n_clips
-        head = self.adaptation.head_for(n)
-        if head.enrolment.method == "z":
+        if self.adaptation.parts_for(n) == ("z",):
             return []
-        return [f"adapted to the speaker from {n} enrolment clips by their mean only; "
-                f"{self.adaptation.z_from_clips} or more clips also adapt to the voice's range"]
+        return [f"adapted to the speaker from only {n} enrolment clips (blended with the unadapted model); "
+                f"{self.adaptation.z_from_clips} or more adapt fully"]
 
     def adapted_raw_proba_batch(self, ys: Sequence[np.ndarray],
                                 profile: SpeakerProfile) -> tuple[np.ndarray, float | None]:
+        """The adapted head's raw probabilities and its temperature; for a profile of fewer than
+        ``z_from_clips`` clips the :func:`~ser.models.speaker.blend` of the parts
+        :meth:`~ser.models.speaker.Adaptation.parts_for` names (each scaled by its own temperature,
+        so the temperature returned is ``None``)."""
         if self.adaptation is None:
             return super().adapted_raw_proba_batch(ys, profile)
         stats = profile.stats(self.space, audio=self.audio)
-        head = self.adaptation.head_for(stats.n_clips)
-        X = head.rows(np.stack([self.features_of(y) for y in ys]), stats)
-        return self.raw_proba_from_features(X, pipeline=head.pipeline), head.temperature
+        X = np.stack([self.features_of(y) for y in ys])
+        probas, temperatures = [], []
+        for part in self.adaptation.parts_for(stats.n_clips):
+            if part == MODEL_PART:
+                probas.append(self.raw_proba_from_features(X))
+                temperatures.append(self.temperature)
+            else:
+                head = self.adaptation.heads[part]
+                probas.append(self.raw_proba_from_features(head.rows(X, stats), pipeline=head.pipeline))
+                temperatures.append(head.temperature)
+        if len(probas) == 1:
+            return probas[0], temperatures[0]
+        return blend(probas, temperatures), None
 
     # -- persistence -----------------------------------------------------------------------
     def config(self) -> dict:
@@ -130,6 +146,7 @@ class PipelineRecognizer(Recognizer):
             a = self.adaptation
             cfg["adaptation"] = {
                 "space": self.space, "z_from_clips": a.z_from_clips, "min_clips": a.min_clips,
+                "blend_below": list(a.blend_below),
                 "heads": {m: {"k": h.enrolment.k, "floor_fraction": h.enrolment.floor_fraction,
                               "temperature": h.temperature} for m, h in a.heads.items()}}
         return cfg
@@ -168,7 +185,8 @@ def _read_adaptation(folder: Path, config: dict) -> Adaptation | None:
                 floor = np.load(folder / f"adapted_{method}_floor.npy", allow_pickle=False).astype(np.float32)
             heads[method] = AdaptedHead(load_pipeline(folder / f"adapted_{method}.skops"), enrolment, floor,
                                         None if h.get("temperature") is None else float(h["temperature"]))
-        adaptation = Adaptation(heads, z_from_clips=int(spec["z_from_clips"]), min_clips=int(spec["min_clips"]))
+        adaptation = Adaptation(heads, z_from_clips=int(spec["z_from_clips"]), min_clips=int(spec["min_clips"]),
+                                blend_below=tuple(spec.get("blend_below", ())))
     except (KeyError, TypeError, ValueError, OSError) as e:
         raise ModelError(f"{folder}: the speaker adaptation in config.json cannot be read "
                          f"({type(e).__name__}: {e}).") from None

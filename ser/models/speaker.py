@@ -35,7 +35,7 @@ function, :func:`standardize`, does it at training and at prediction time, so th
     mean:  x' =  x - mean                         (then the head's own StandardScaler)
 
 The floor keeps a feature the enrolment clips happen not to vary from blowing up (4 clips give a
-poor std). Which head serves a profile depends on how many clips it holds (:meth:`Adaptation.head_for`).
+poor std). What serves a profile depends on how many clips it holds (:meth:`Adaptation.parts_for`).
 Unlike the batch normalisation above, a prediction with a profile depends only on the clip and the
 profile, never on the other clips of a request.
 """
@@ -56,12 +56,13 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from ..errors import EnrolmentError, ModelError, SerError
+from .calibration import apply_temperature
 
 __all__ = [
     "speaker_standardize", "predict_speaker_batch", "MIN_CLIPS",
     "MIN_ENROL_CLIPS", "PROFILE_FORMAT", "PROFILE_SCHEMA", "METHODS", "space_key", "SpaceStats",
     "SpeakerProfile", "as_profile", "enroll", "std_floor", "standardize", "enrolment_draw",
-    "standardize_by_enrolment", "Enrolment", "AdaptedHead", "Adaptation",
+    "standardize_by_enrolment", "Enrolment", "AdaptedHead", "Adaptation", "MODEL_PART", "blend",
 ]
 
 #: Fewest clips of one speaker for their own statistics to be used (batch normalisation).
@@ -76,6 +77,8 @@ PROFILE_SCHEMA = 1
 MAX_PROFILE_BYTES = 8 << 20
 #: How a head standardises a speaker: ``"z"`` (mean and std) or ``"mean"`` (mean only).
 METHODS = ("z", "mean")
+#: The unadapted model, as a part of what a profile with few clips is served (:class:`Adaptation`).
+MODEL_PART = "model"
 
 
 def speaker_standardize(
@@ -528,26 +531,39 @@ class AdaptedHead:
         return standardize(X, stats.mean, stats.std, method=self.enrolment.method, floor=self.floor)
 
 
+def blend(probas: Sequence[np.ndarray], temperatures: Sequence[float | None]) -> np.ndarray:
+    """The mean of several models' probabilities ``[n, K]``, each first scaled by its own temperature
+    (``None``: as it is): how a profile with few clips is served (:meth:`Adaptation.parts_for`)."""
+    return sum(np.asarray(P, dtype=np.float64) if t is None else apply_temperature(np.asarray(P, dtype=np.float64), t)
+               for P, t in zip(probas, temperatures)) / len(probas)
+
+
 @dataclass
 class Adaptation:
-    """The heads of a model trained for enrolment (by method) and which serves a profile.
+    """The heads of a model trained for enrolment (by method) and what serves a profile of ``n`` clips.
 
-    ``head_for(n)``: the ``"z"`` head from ``z_from_clips`` clips on (or when there is no ``"mean"``
-    head), the ``"mean"`` head below; fewer than ``min_clips`` are refused.
+    :meth:`parts_for`: the ``"z"`` head alone from ``z_from_clips`` clips on; below, the :func:`blend`
+    of ``blend_below`` (the unadapted model, :data:`MODEL_PART`, and both heads by default): with 4
+    clips a speaker's statistics are too noisy for a head alone on a voice the training data already
+    resembles, and the unadapted model alone fails on one it does not (``reports/enrolment.json``).
+    Fewer than ``min_clips`` clips are refused.
     """
 
     heads: dict[str, AdaptedHead]
     z_from_clips: int = 8
     min_clips: int = MIN_ENROL_CLIPS
+    blend_below: tuple[str, ...] = (MODEL_PART, "mean", "z")
 
     def __post_init__(self):
         if not self.heads or set(self.heads) - set(METHODS):
             raise ModelError(f"An adaptation needs heads among {METHODS}; got {sorted(self.heads)}.")
+        self.blend_below = tuple(p for p in self.blend_below if p == MODEL_PART or p in self.heads)
 
-    def head_for(self, n_clips: int) -> AdaptedHead:
+    def parts_for(self, n_clips: int) -> tuple[str, ...]:
+        """What serves a profile of ``n_clips`` clips: head names and/or :data:`MODEL_PART`."""
         if n_clips < self.min_clips:
             raise EnrolmentError(f"This speaker profile holds {n_clips} clips; the model needs at least "
                                  f"{self.min_clips}: enrol more clips.")
-        if "z" in self.heads and (n_clips >= self.z_from_clips or "mean" not in self.heads):
-            return self.heads["z"]
-        return self.heads["mean"]
+        if "z" in self.heads and (n_clips >= self.z_from_clips or not self.blend_below):
+            return ("z",)
+        return self.blend_below or (next(iter(self.heads)),)

@@ -35,9 +35,10 @@ from .protocols import confused_pairs, grouped_permutation_importance, run_proto
 
 __all__ = ["PipelineTrainer", "Evaluation", "evaluate", "ADAPTATION_RECIPE", "fit_adaptation"]
 
-#: The heads a model trained for speaker adaptation gets, and from how many profile clips the
-#: z head serves (fewer: the mean head). Why these: ``reports/enrolment.json`` and the README.
-ADAPTATION_RECIPE = {"heads": (Enrolment("z", k=16), Enrolment("mean", k=4)), "z_from_clips": 8}
+#: The heads a model trained for speaker adaptation gets, and from how many profile clips the z head
+#: serves alone (fewer: the blend of the unadapted model and both heads). Why these: the README's
+#: enrolment table (``reports/enrolment.json``).
+ADAPTATION_RECIPE = {"heads": (Enrolment("z", k=16), Enrolment("mean", k=16)), "z_from_clips": 8}
 
 
 class PipelineTrainer:
