@@ -47,6 +47,7 @@ __all__ = [
     "STUDIES_NOTE",
     "readme_tables",
     "newvoice_table",
+    "enrolment_table",
     "results_table",
     "replace_block",
     "update_readme",
@@ -352,6 +353,70 @@ def newvoice_table(report: dict | None = None) -> str:
     return "\n".join(rows)
 
 
+#: The speaker-enrolment study (``python -m bench.enrolment``).
+ENROLMENT = "enrolment.json"
+
+
+def _uar_pm(entry: Mapping | None, key: str = "uar") -> str:
+    """``mean ± std`` over draws, in % (the value alone for one draw)."""
+    if not entry or entry.get(key) is None:
+        return "–"
+    std = entry.get(f"{key}_std") or 0
+    return f"{100 * entry[key]:.1f}" + (f" ± {100 * std:.1f}" if entry.get("draws", 1) > 1 else "")
+
+
+def enrolment_table(report: dict | None = None, *, kind: str = "smile") -> str:
+    """Markdown: UAR against the number of enrolment clips of the test speaker (never scored), on
+    RAVDESS's EmoBox folds and RAVDESS → TESS, per head and for the head the model serves; then
+    ensembles with the bundled members and the time enrolment and an adapted prediction take."""
+    report = load_report(ENROLMENT) if report is None else report
+    study = (report or {}).get("kinds", {}).get(kind)
+    if not study:
+        return "_No enrolment study yet: run `python -m bench.enrolment`._"
+    parts = {"RAVDESS": study.get("ravdess", {}).get("results", {}).get(kind, {}),
+             "TESS": study.get("ravdess_to_tess", {}).get("results", {}).get(kind, {})}
+    rows = ["| enrolment clips of the speaker | RAVDESS UAR % (served) | z head | mean head | same clips unadapted | "
+            "RAVDESS accuracy % (served) | RAVDESS → TESS UAR % (served) | z head | mean head | same clips unadapted |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    r0 = {name: p.get("k0") for name, p in parts.items()}
+    rows.append(f"| none (k = 0) | {_pct((r0['RAVDESS'] or {}).get('uar'))} | | | | "
+                f"{_pct((r0['RAVDESS'] or {}).get('accuracy'))} | {_pct((r0['TESS'] or {}).get('uar'))} | | | |")
+    for enrol in ("random", "neutral"):
+        sizes = sorted({int(k) for p in parts.values() for k in p.get(enrol, {})})
+        for k in sizes:
+            cells = []
+            for name in ("RAVDESS", "TESS"):
+                by = parts[name].get(enrol, {}).get(str(k), {})
+                served = by.get("served")
+                cells.append([_uar_pm(served), _uar_pm(by.get("z")), _uar_pm(by.get("mean")),
+                              _pct((served or {}).get("base_uar"))])
+                if name == "RAVDESS":
+                    cells[-1].append(_uar_pm(served, "accuracy"))
+            what = f"{k} random" if enrol == "random" else f"{k} neutral only"
+            rows.append(f"| {what} | " + " | ".join(c for group in cells for c in group) + " |")
+    out = ["\n".join(rows)]
+    ensembles = {name: res for name, res in study.get("ravdess", {}).get("results", {}).items() if name != kind}
+    if ensembles:
+        sizes = sorted({int(k) for res in ensembles.values() for k in res.get("random", {})})
+        lines = ["| ensemble (equal weights; only the " + kind + " member adapts) | k = 0 | "
+                 + " | ".join(f"k = {k}" for k in sizes) + " |", "|---|---:|" + "---:|" * len(sizes)]
+        for name, res in ensembles.items():
+            cells = [_pct(res.get("k0", {}).get("uar"))]
+            cells += [_uar_pm(res.get("random", {}).get(str(k), {}).get("served")) for k in sizes]
+            lines.append(f"| {name.replace('+', ' + ')} | " + " | ".join(cells) + " |")
+        out.append("\n".join(lines))
+    t = study.get("timing")
+    if t:
+        p = t["predict_s"]
+        out.append(f"Enrolment of 16 files (decoding and features): {t['enrol_16_files_s']['median']:.1f} s. One "
+                   f"prediction of a file: {1000 * p['without_profile_median']:.0f} ms without a profile, "
+                   f"{1000 * p['with_profile_median']:.0f} ms with one (median difference "
+                   f"{1000 * p['difference_median']:+.1f} ms; the standardisation and the adapted head alone "
+                   f"{1000 * t['standardise_and_head_s']:.1f} ms). A profile is {t['profile_json_bytes'] / 1000:.0f} kB "
+                   "of JSON.")
+    return "\n\n".join(out)
+
+
 def readme_tables(root: str | os.PathLike | None = None) -> str:
     """The README's block of study tables (``python -m ser report`` writes it; a test compares)."""
     def get(name):
@@ -362,6 +427,10 @@ def readme_tables(root: str | os.PathLike | None = None) -> str:
         ("**A new voice: each lever alone and combined** (RAVDESS, EmoBox's six speaker-independent folds, "
          "mean ± std over folds; the same test clips 20 dB quieter and louder; TESS never heard; "
          "`python -m bench.newvoice`):", newvoice_table(get(NEWVOICE))),
+        ("**Adapt to a voice: speaker enrolment** (openSMILE model; each test speaker enrols k unlabelled clips of "
+         "its own, which are never scored; heads fitted on training speakers standardised the same way; UAR % "
+         "mean ± std over 3 draws; *served*: the head the model uses for k clips; `python -m bench.enrolment`):",
+         enrolment_table(get(ENROLMENT))),
         ("**The bundled models on a corpus they never heard** (real prediction path, file by file):",
          bundled_table(get(BUNDLED))),
         ("**Cross-corpus, MLP recipe** (accuracy and UAR in %; speaker norm: per-speaker standardisation, "

@@ -155,3 +155,31 @@ def test_newvoice_table_shows_each_lever_its_robustness_and_collapse():
     assert table[3].startswith("| fusion: mlp+level + smile+level | – | 60.0 ± 5.0 | – | – | 45.0 |")
     assert table[3].endswith("neutral 0.0; never predicted: neutral |")
     assert newvoice_table({}).startswith("_No study yet")
+
+
+def test_enrolment_table_shows_each_head_the_served_rule_ensembles_and_time():
+    from ser.reports import enrolment_table
+
+    def entry(uar, base=0.6, draws=3):
+        return {"uar": uar, "uar_std": 0.01, "accuracy": uar + 0.01, "accuracy_std": 0.0, "base_uar": base,
+                "draws": draws}
+
+    res = {"smile": {"k0": {"uar": 0.626, "accuracy": 0.633},
+                     "random": {"4": {"z": entry(0.565), "mean": entry(0.609), "served": entry(0.621, 0.628)}},
+                     "neutral": {"4": {"z": entry(0.559), "mean": entry(0.58), "served": entry(0.592, 0.641)}}},
+           "smile+cnn": {"k0": {"uar": 0.649}, "random": {"4": {"served": entry(0.663)}}}}
+    report = {"kinds": {"smile": {
+        "ravdess": {"results": res},
+        "ravdess_to_tess": {"results": {"smile": {"k0": {"uar": 0.275}, "random": {"4": {"served": entry(0.49, 0.274)}}}}},
+        "timing": {"enrol_16_files_s": {"median": 1.04}, "predict_s": {"without_profile_median": 0.058,
+                   "with_profile_median": 0.057, "difference_median": -0.0009}, "standardise_and_head_s": 0.0003,
+                   "profile_json_bytes": 139897}}}}
+    table = enrolment_table(report)
+    lines = table.splitlines()
+    assert lines[2] == "| none (k = 0) | 62.6 | | | | 63.3 | 27.5 | | | |"
+    assert lines[3] == ("| 4 random | 62.1 ± 1.0 | 56.5 ± 1.0 | 60.9 ± 1.0 | 62.8 | 63.1 ± 0.0 | 49.0 ± 1.0 | – | – "
+                        "| 27.4 |")
+    assert lines[4].startswith("| 4 neutral only | 59.2 ± 1.0 |")
+    assert "| smile + cnn | 64.9 | 66.3 ± 1.0 |" in table
+    assert "Enrolment of 16 files (decoding and features): 1.0 s" in table and "140 kB" in table
+    assert enrolment_table({}).startswith("_No enrolment study yet")
