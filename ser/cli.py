@@ -171,8 +171,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("enroll", help="make a speaker profile from a few clips of one speaker (adapt to a voice)",
                        description="Make a speaker profile (JSON, statistics of the voice, no audio) from a few "
-                                   f"unlabelled clips of one speaker: at least {MIN_ENROL_CLIPS}, 16 or more adapt "
-                                   "fully. Use it with `ser predict ... --profile me.json --model smile` or "
+                                   f"unlabelled clips of one speaker of varied emotions: at least {MIN_ENROL_CLIPS}, 8 "
+                                   "or more adapt fully, 16 or more are best. Use it with `ser predict ... --profile me.json --model smile` or "
                                    "ser.predict(clip, model='smile', speaker=ser.SpeakerProfile.load('me.json')).")
     p.add_argument("clips", nargs="+", help="audio files, folders or a CSV with a path column (one speaker)")
     p.add_argument("--out", required=True, metavar="JSON", help="where to write the profile (replaced atomically)")
@@ -401,8 +401,9 @@ def _cmd_enroll(args) -> int:
     old = SpeakerProfile.load(args.add_to) if args.add_to else None
     profile = get_recognizer(args.model).enroll(clips, add_to=old)
     profile.save(args.out)
-    print(f"speaker profile of {profile.n_clips} clips written to {args.out}"
-          + ("" if profile.n_clips >= 16 else "; 16 or more clips adapt fully"), file=sys.stderr)
+    more = ("; 8 or more clips adapt fully (16 or more are best)" if profile.n_clips < 8
+            else "; 16 or more clips are best" if profile.n_clips < 16 else "")
+    print(f"speaker profile of {profile.n_clips} clips written to {args.out}{more}", file=sys.stderr)
     return 0
 
 
