@@ -355,6 +355,13 @@ def newvoice_table(report: dict | None = None) -> str:
 
 #: The speaker-enrolment study (``python -m bench.enrolment``).
 ENROLMENT = "enrolment.json"
+#: What each kind's features are, in the enrolment table.
+FEATURE_FAMILIES = {"smile": "openSMILE ComParE + eGeMAPS, 6 461", "mlp": "handcrafted, 543"}
+
+
+def _own(family: Mapping, part: str) -> str:
+    """The kind's own results key of a family's study part (the one that is not an ensemble)."""
+    return next((k for k in family.get(part, {}).get("results", {}) if "+" not in k), "")
 
 
 def _uar_pm(entry: Mapping | None, key: str = "uar") -> str:
@@ -405,6 +412,21 @@ def enrolment_table(report: dict | None = None, *, kind: str = "smile") -> str:
             cells += [_uar_pm(res.get("random", {}).get(str(k), {}).get("served")) for k in sizes]
             lines.append(f"| {name.replace('+', ' + ')} | " + " | ".join(cells) + " |")
         out.append("\n".join(lines))
+    families = report.get("kinds", {})
+    if len(families) > 1:
+        sizes = sorted({int(k) for f in families.values() for part in ("ravdess", "ravdess_to_tess")
+                        for k in f.get(part, {}).get("results", {}).get(_own(f, part), {}).get("random", {})})
+        lines = ["| model (features) | test | k = 0 | " + " | ".join(f"k = {k}" for k in sizes) + " |",
+                 "|---|---|---:|" + "---:|" * len(sizes)]
+        for name, f in families.items():
+            for part, test in (("ravdess", "RAVDESS"), ("ravdess_to_tess", "RAVDESS → TESS")):
+                res = f.get(part, {}).get("results", {}).get(name)
+                if not res:
+                    continue
+                cells = [_pct(res.get("k0", {}).get("uar"))]
+                cells += [_uar_pm(res.get("random", {}).get(str(k), {}).get("served")) for k in sizes]
+                lines.append(f"| {name} ({FEATURE_FAMILIES.get(name, name)}) | {test} | " + " | ".join(cells) + " |")
+        out.append("By feature family (UAR %, served rule, random enrolment clips):\n\n" + "\n".join(lines))
     t = study.get("timing")
     if t:
         p = t["predict_s"]

@@ -183,3 +183,7 @@ def test_enrolment_table_shows_each_head_the_served_rule_ensembles_and_time():
     assert "| smile + cnn | 64.9 | 66.3 ± 1.0 |" in table
     assert "Enrolment of 16 files (decoding and features): 1.0 s" in table and "140 kB" in table
     assert enrolment_table({}).startswith("_No enrolment study yet")
+    assert "By feature family" not in table
+    report["kinds"]["mlp"] = {"ravdess": {"results": {"mlp": {"k0": {"uar": 0.493},
+                                                              "random": {"4": {"served": entry(0.528)}}}}}}
+    assert "| mlp (handcrafted, 543) | RAVDESS | 49.3 | 52.8 ± 1.0 |" in enrolment_table(report)
