@@ -1,4 +1,5 @@
-"""Fixtures shared by the whole suite: the RAVDESS folder, synthetic speech, an espeak-ng sentence.
+"""Fixtures shared by the whole suite: the RAVDESS folder, synthetic speech, an espeak-ng sentence, a
+tiny openSMILE model trained for speaker adaptation.
 
 Bad and odd audio files for error-path tests live in ``audio_cases.py`` (``make_cases``).
 """
@@ -50,6 +51,26 @@ def tess_dir() -> Path:
     if root is None:
         pytest.skip(f"TESS not found under {settings.data_root()} (set SER_DATA_DIR)")
     return root
+
+
+@pytest.fixture(scope="session")
+def smile_dir(ravdess_dir) -> Path:
+    """A tiny openSMILE model trained for speaker adaptation (``tiny_model.train_tiny_smile``:
+    eGeMAPS, RAVDESS actors 1-3), saved like any model; made once per session."""
+    pytest.importorskip("opensmile")
+    try:
+        from tiny_model import tiny_smile_root
+    except ImportError:  # pragma: no cover
+        from tests.tiny_model import tiny_smile_root
+    return tiny_smile_root(ravdess_dir) / "smile"
+
+
+@pytest.fixture(scope="session")
+def smile(smile_dir):
+    """The tiny adaptable openSMILE model, loaded."""
+    from ser.models.base import Recognizer
+
+    return Recognizer.from_pretrained(smile_dir)
 
 
 @pytest.fixture

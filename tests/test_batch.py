@@ -156,22 +156,7 @@ def test_worker_processes_give_the_rows_of_one_process(folder, rec):
     assert np.isclose(sum(v for k, v in here[0].items() if k.startswith("p_")), 1, atol=1e-4)
 
 
-# -- speaker adaptation: --profile and --speaker-column ---------------------------------------------
-@pytest.fixture(scope="module")
-def smile_dir(ravdess_dir) -> Path:
-    pytest.importorskip("opensmile")
-    from tiny_model import tiny_smile_root
-
-    return tiny_smile_root(ravdess_dir) / "smile"
-
-
-@pytest.fixture(scope="module")
-def smile(smile_dir):
-    from ser.models.base import Recognizer
-
-    return Recognizer.from_pretrained(smile_dir)
-
-
+# -- speaker adaptation: --profile and --speaker-column (smile, smile_dir: conftest) -----------------
 def _probs(row: dict, labels) -> list[float]:
     return [float(row[f"p_{lab}"]) for lab in labels]
 

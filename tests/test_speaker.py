@@ -91,28 +91,10 @@ from ser.errors import EnrolmentError, ModelError  # noqa: E402
 from ser.models.speaker import (PROFILE_SCHEMA, Adaptation, Enrolment, SpeakerProfile, enrolment_draw,  # noqa: E402
                                 standardize, standardize_by_enrolment, std_floor)
 
-try:
-    from tiny_model import tiny_smile_root
-except ImportError:  # pragma: no cover
-    from tests.tiny_model import tiny_smile_root
-
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="module")
-def smile_dir(ravdess_dir) -> Path:
-    """A tiny openSMILE model trained for adaptation (actors 1-3), saved and loaded like any model."""
-    pytest.importorskip("opensmile")
-    return tiny_smile_root(ravdess_dir) / "smile"
-
-
-@pytest.fixture(scope="module")
-def smile(smile_dir):
-    from ser.models.base import Recognizer
-
-    return Recognizer.from_pretrained(smile_dir)
-
-
+# ``smile`` / ``smile_dir`` (conftest): a tiny openSMILE model trained for adaptation on actors 1-3
 @pytest.fixture(scope="module")
 def voice(ravdess_dir) -> list[str]:
     """All 60 clips of actor 4, a speaker the tiny model never heard (emotions mixed)."""
