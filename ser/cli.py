@@ -386,6 +386,8 @@ def _cmd_predict(args) -> int:
           f"(already done)" + (f"; results in {run.out}" if run.out else ""), file=sys.stderr)
     if args.profile:
         print(f"adapted to the speaker profile {args.profile}", file=sys.stderr)
+        for note in run.notes:
+            print(f"  note: {note}", file=sys.stderr)
     if args.speaker_column:
         print(f"adapted to {len(run.adapted_speakers)} speakers from their own files", file=sys.stderr)
         if run.too_few:

@@ -398,6 +398,8 @@ class CsvRun:
     #: speakers adapted to (``speaker_column``), and those with too few usable files: {speaker: why}
     adapted_speakers: list[str] = field(default_factory=list)
     too_few: dict[str, str] = field(default_factory=dict)
+    #: what the rows adapted to ``profile`` carry as warnings (e.g. ensemble members used unadapted)
+    notes: list[str] = field(default_factory=list)
 
 
 def predict_to_csv(
@@ -464,6 +466,7 @@ def predict_to_csv(
     profiles: list[SpeakerProfile | None] | None = None
     if profile is not None:
         profiles = [profile] * len(todo)
+        run.notes = rec.speaker_notes(profile)
     elif speakers is not None:  # every speaker enrolled from its files in the run, done or not: a resumed run matches
         by_speaker, run.too_few = speaker_profiles(rec, paths, speakers, enrol_clips=enrol_clips)
         run.adapted_speakers = sorted(by_speaker)
