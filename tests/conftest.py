@@ -31,26 +31,24 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "slow: takes seconds; deselect with -m 'not slow'")
 
 
-@pytest.fixture(scope="session")
-def ravdess_dir() -> Path:
-    """RAVDESS as 16 kHz FLAC (:func:`ser.settings.corpus_dir`); skip if absent."""
+def _corpus(name: str) -> Path:
+    """A corpus folder (:func:`ser.settings.corpus_dir`, 16 kHz FLAC); the test is skipped if absent."""
     from ser import settings
 
-    root = settings.corpus_dir("ravdess")
+    root = settings.corpus_dir(name)
     if root is None:
-        pytest.skip(f"RAVDESS not found under {settings.data_root()} (set SER_DATA_DIR)")
+        pytest.skip(f"{name} not found under {settings.data_root()} (set SER_DATA_DIR)")
     return root
+
+
+@pytest.fixture(scope="session")
+def ravdess_dir() -> Path:
+    return _corpus("ravdess")
 
 
 @pytest.fixture(scope="session")
 def tess_dir() -> Path:
-    """TESS as 16 kHz FLAC (:func:`ser.settings.corpus_dir`); skip if absent."""
-    from ser import settings
-
-    root = settings.corpus_dir("tess")
-    if root is None:
-        pytest.skip(f"TESS not found under {settings.data_root()} (set SER_DATA_DIR)")
-    return root
+    return _corpus("tess")
 
 
 @pytest.fixture(scope="session")
