@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from dataclasses import dataclass
 from functools import partial
 from typing import Any, NamedTuple, Sequence
 
@@ -28,10 +27,10 @@ from ..features.handcrafted import map_corpus
 from ..features.logmel import SpectrogramConfig, logmel_windows
 from ..models.calibration import fit_temperature
 from ..models.cnn import CNNRecognizer, build_cnn, keras_module
-from .metadata import Progress, audio_settings, data_summary, labels_of, library_versions, noop_progress
-from .protocols import PROTOCOLS, confused_pairs, oof_of, protocol_splits, run_protocol
+from .metadata import Progress, audio_settings, data_summary, finish, labels_of, library_versions, noop_progress
+from .protocols import PROTOCOLS, confused_pairs, protocol_splits, run_protocol
 
-__all__ = ["DEFAULT_PARAMS", "CNNReport", "CNNTrainer", "FittedCNN", "logmel_corpus", "validation_split", "fit_cnn",
+__all__ = ["DEFAULT_PARAMS", "CNNTrainer", "FittedCNN", "logmel_corpus", "validation_split", "fit_cnn",
            "train_cnn"]
 
 #: Network and training defaults (``train_cnn(params=...)`` overrides them). Chosen among six
@@ -352,14 +351,6 @@ class CNNTrainer:
 
 # -- training run ---------------------------------------------------------------------------------
 
-@dataclass
-class CNNReport:
-    """What a run measured, beyond the metadata: out-of-fold results per protocol."""
-
-    metadata: dict
-    results: dict  # protocol -> ProtocolResult
-
-
 def train_cnn(
     clips: Sequence[Clip],
     *,
@@ -396,7 +387,7 @@ def train_cnn(
     -------
     recognizer : CNNRecognizer or None
         With ``metadata`` (``history`` included) and out-of-fold predictions (``oof``); not saved.
-    report : CNNReport
+    report : TrainingReport
     """
     started = time.time()
     clips = list(clips)
@@ -488,10 +479,7 @@ def train_cnn(
         "timings_s": timings,
     }
     progress(1.0, "done")
-    rec = None
-    if model is not None:
-        rec = CNNRecognizer(model, labels=labels, classes=classes, spectrogram=config, metadata=metadata)
-        rec.oof = oof_of(results, clips)
-    return rec, CNNReport(metadata, results)
+    rec = None if model is None else CNNRecognizer(model, labels=labels, classes=classes, spectrogram=config)
+    return finish(rec, metadata, results, clips)
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
@@ -21,12 +20,12 @@ from ..models.base import OOF_FILE, Recognizer
 from ..models.calibration import apply_temperature, expected_calibration_error, fit_temperature
 from ..models.ensemble import EnsembleRecognizer
 from .cnn import train_cnn
-from .metadata import Progress, audio_settings, data_summary, library_versions
+from .metadata import Progress, TrainingReport, audio_settings, data_summary, finish, library_versions
 from .mlp import train_mlp
-from .protocols import PROTOCOLS, ProtocolResult, classification_metrics, confused_pairs, describe, oof_of
+from .protocols import PROTOCOLS, ProtocolResult, classification_metrics, confused_pairs, describe
 from .smile import train_smile
 
-__all__ = ["MEMBERS", "TRAINERS", "EnsembleReport", "combine_results", "build_ensemble", "results_from_oof",
+__all__ = ["MEMBERS", "TRAINERS", "combine_results", "build_ensemble", "results_from_oof",
            "train_all"]
 
 #: The bundled ensemble's members, and how each kind is trained.
@@ -70,12 +69,6 @@ def combine_results(
     return res
 
 
-@dataclass
-class EnsembleReport:
-    metadata: dict
-    results: dict  # protocol -> ProtocolResult
-
-
 def build_ensemble(
     members: dict[str, Recognizer],
     member_results: dict[str, dict[str, ProtocolResult]],
@@ -84,7 +77,7 @@ def build_ensemble(
     weights: dict[str, float] | None = None,
     calibrate: bool = True,
     data_root: str | None = None,
-) -> tuple[EnsembleRecognizer, EnsembleReport]:
+) -> tuple[EnsembleRecognizer, TrainingReport]:
     """The ensemble of trained members and its metrics under every protocol they share.
 
     ``calibrate``: fit the ensemble's temperature on its speaker-independent out-of-fold
@@ -131,9 +124,7 @@ def build_ensemble(
         "calibration": calibration,
         "library_versions": library_versions(),
     }
-    rec = EnsembleRecognizer(members, weights=weights, temperature=temperature, metadata=metadata)
-    rec.oof = oof_of(results, clips)
-    return rec, EnsembleReport(metadata, results)
+    return finish(EnsembleRecognizer(members, weights=weights, temperature=temperature), metadata, results, clips)
 
 
 def results_from_oof(oof: dict, clips: Sequence[Clip]) -> dict[str, ProtocolResult]:

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import platform
 from importlib.metadata import PackageNotFoundError, version
+from dataclasses import dataclass
 from typing import Callable, Sequence
 
 from ..audio.corpora import EMOTIONS, Clip, corpus_licence, summarize
-from ..models.base import AUDIO_DEFAULTS
+from ..models.base import AUDIO_DEFAULTS, Recognizer
+from .protocols import oof_of
 
-__all__ = ["Progress", "noop_progress", "library_versions", "data_summary", "labels_of", "audio_settings"]
+__all__ = ["TrainingReport", "finish", "Progress", "noop_progress",
+           "library_versions", "data_summary", "labels_of", "audio_settings"]
 
 #: ``progress(fraction, message)``: the CLI prints it, the app feeds ``gr.Progress``.
 Progress = Callable[[float, str], None]
@@ -50,3 +53,21 @@ def audio_settings() -> dict:
     """How every training clip was loaded (stored in metadata)."""
     return {**AUDIO_DEFAULTS, "trimming": "librosa.effects.trim(top_db) on 512-sample frames",
             "resampling": "soxr HQ", "downmix": "channel mean", "dc_offset": "removed"}
+
+
+@dataclass
+class TrainingReport:
+    """What a training run measured, beyond the model's metadata: out-of-fold results per protocol."""
+
+    metadata: dict
+    results: dict  # protocol -> ProtocolResult
+
+
+def finish(rec: Recognizer | None, metadata: dict, results: dict, clips: Sequence[Clip]
+           ) -> tuple[Recognizer | None, TrainingReport]:
+    """The end of every training run: the model gets its metadata and the out-of-fold predictions of
+    the run (saved beside it, so an ensemble can be evaluated on the same splits later)."""
+    if rec is not None:
+        rec.metadata = metadata
+        rec.oof = oof_of(results, clips)
+    return rec, TrainingReport(metadata, results)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import time
 import warnings
-from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
@@ -26,11 +25,11 @@ from ..audio.augment import MLP_VARIANTS, ORIGINAL
 from ..audio.corpora import Clip
 from ..features.handcrafted import FeatureConfig, extract_corpus, feature_groups
 from ..models.mlp import DEFAULT_PARAMS, SEARCH_SPACE, MLPRecognizer, fit_pipeline, make_pipeline
-from .metadata import Progress, audio_settings, data_summary, labels_of, library_versions, noop_progress
+from .metadata import Progress, audio_settings, data_summary, finish, labels_of, library_versions, noop_progress
 from .pipeline import PipelineTrainer, evaluate
-from .protocols import PROTOCOLS, oof_of
+from .protocols import PROTOCOLS
 
-__all__ = ["MLPTrainer", "search_params", "train_mlp", "MLPReport"]
+__all__ = ["MLPTrainer", "search_params", "train_mlp"]
 
 
 def search_params(
@@ -78,14 +77,6 @@ class MLPTrainer(PipelineTrainer):
         return fit_pipeline(X, y, random_state=self.seed, **params)
 
 
-@dataclass
-class MLPReport:
-    """What a run measured, beyond the metadata: out-of-fold results per protocol."""
-
-    metadata: dict
-    results: dict  # protocol -> ProtocolResult
-
-
 def train_mlp(
     clips: Sequence[Clip],
     *,
@@ -130,7 +121,7 @@ def train_mlp(
     -------
     recognizer : MLPRecognizer
         Fitted on every clip (and its augmented copies), with ``metadata`` filled in; not saved.
-    report : MLPReport
+    report : TrainingReport
     """
     started = time.time()
     clips = list(clips)
@@ -186,6 +177,4 @@ def train_mlp(
         "timings_s": {"features": round(t_features, 1), "total": round(time.time() - started, 1)},
     }
     progress(1.0, "done")
-    rec.metadata = metadata
-    rec.oof = oof_of(results, clips)
-    return rec, MLPReport(metadata, results)
+    return finish(rec, metadata, results, clips)

@@ -18,7 +18,6 @@ works. ``python -m bench.enrolment`` measures what it gains.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from functools import partial
 from typing import Sequence
 
@@ -31,11 +30,12 @@ from ..audio.level import TARGET_DBFS
 from ..features.handcrafted import map_corpus
 from ..features.smile import LICENCE, SmileConfig, smile_features, smile_names
 from ..models.smile import DEFAULT_C, SmileRecognizer, make_smile_pipeline
-from .metadata import Progress, audio_settings, data_summary, labels_of, library_versions, noop_progress
+from .metadata import (Progress, TrainingReport, audio_settings, data_summary, finish, labels_of, library_versions,
+                       noop_progress)
 from .pipeline import PipelineTrainer, evaluate, fit_adaptation
-from .protocols import PROTOCOLS, oof_of
+from .protocols import PROTOCOLS
 
-__all__ = ["C_GRID", "SmileTrainer", "smile_corpus", "fit_rowspace", "choose_c", "train_smile", "SmileReport"]
+__all__ = ["C_GRID", "SmileTrainer", "smile_corpus", "fit_rowspace", "choose_c", "train_smile"]
 
 #: Penalties the inner search chooses among (flat between 0.003 and 0.03 on RAVDESS's EmoBox folds).
 C_GRID = (0.001, 0.003, 0.01, 0.03)
@@ -103,14 +103,6 @@ class SmileTrainer(PipelineTrainer):
         return fit_rowspace(X, y, C=float(params.get("C", DEFAULT_C)), random_state=self.seed)
 
 
-@dataclass
-class SmileReport:
-    """What a run measured, beyond the metadata: out-of-fold results per protocol."""
-
-    metadata: dict
-    results: dict  # protocol -> ProtocolResult
-
-
 def train_smile(
     clips: Sequence[Clip],
     *,
@@ -126,7 +118,7 @@ def train_smile(
     n_jobs: int = -1,
     progress: Progress = noop_progress,
     data_root: str | None = None,
-) -> tuple[SmileRecognizer, SmileReport]:
+) -> tuple[SmileRecognizer, TrainingReport]:
     """Evaluate the openSMILE model under each protocol, then fit it on all clips.
 
     Parameters
@@ -146,7 +138,7 @@ def train_smile(
     -------
     recognizer : SmileRecognizer
         Fitted on every clip, ``metadata`` filled in; not saved.
-    report : SmileReport
+    report : TrainingReport
     """
     started = time.time()
     clips = list(clips)
@@ -208,6 +200,4 @@ def train_smile(
         "timings_s": {"features": round(t_features, 1), "total": round(time.time() - started, 1)},
     }
     progress(1.0, "done")
-    rec.metadata = metadata
-    rec.oof = oof_of(ev.results, clips)
-    return rec, SmileReport(metadata, ev.results)
+    return finish(rec, metadata, ev.results, clips)
