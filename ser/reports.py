@@ -320,10 +320,16 @@ def card_section(metadata: dict, root: str | os.PathLike | None = None) -> str:
 NEWVOICE = "newvoice.json"
 
 
+def _mean_std(mean: float | None, std: float | None) -> str:
+    """``mean ± std`` in % (the mean alone when ``std`` is None)."""
+    if mean is None:
+        return "–"
+    return f"{100 * mean:.1f}" + ("" if std is None else f" ± {100 * std:.1f}")
+
+
 def _pm(entry: Mapping, key: str) -> str:
     """``mean ± std`` over folds, in %."""
-    mean, std = entry.get(f"{key}_mean"), entry.get(f"{key}_std")
-    return "–" if mean is None else f"{100 * mean:.1f} ± {100 * (std or 0):.1f}"
+    return _mean_std(entry.get(f"{key}_mean"), entry.get(f"{key}_std") or 0)
 
 
 def _weakest(entry: Mapping | None) -> str:
@@ -366,10 +372,9 @@ def _own(family: Mapping, part: str) -> str:
 
 def _uar_pm(entry: Mapping | None, key: str = "uar") -> str:
     """``mean ± std`` over draws, in % (the value alone for one draw)."""
-    if not entry or entry.get(key) is None:
+    if not entry:
         return "–"
-    std = entry.get(f"{key}_std") or 0
-    return f"{100 * entry[key]:.1f}" + (f" ± {100 * std:.1f}" if entry.get("draws", 1) > 1 else "")
+    return _mean_std(entry.get(key), (entry.get(f"{key}_std") or 0) if entry.get("draws", 1) > 1 else None)
 
 
 def enrolment_table(report: dict | None = None, *, kind: str = "smile") -> str:
