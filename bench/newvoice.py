@@ -62,7 +62,7 @@ def _scores(y: np.ndarray, proba: np.ndarray, labels: list[str], folds: list[np.
     return out
 
 
-def _member(trainer, X, Xt, y_true, yt_true, labels, folds, params) -> dict:
+def _member(trainer, X, Xt, labels, folds, params) -> dict:
     """Out-of-fold probabilities (clean and gain-shifted columns) and the all-RAVDESS model on TESS."""
     proba = {v: np.zeros((X.shape[0], len(labels))) for v in ("clean", *GAINS)}
     for test in folds:
@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
             X, _ = smile_corpus([c.path for c in rav], config=config, variants=columns, n_jobs=N_JOBS)
             Xt, _ = smile_corpus([c.path for c in tess], config=config, n_jobs=N_JOBS)
             trainer, params = SmileTrainer(X, rav, labels, config=config, train_cols=[0]), {"C": DEFAULT_C}
-        members[name] = _member(trainer, X, Xt[:, 0], y, yt, labels, folds, params)
+        members[name] = _member(trainer, X, Xt[:, 0], labels, folds, params)
         log(f"{name}: {time.time() - t0:.0f} s")
     if args.cnn:
         cnn = Recognizer.from_pretrained(args.cnn)
