@@ -786,3 +786,55 @@ def importance_bar(importance: Mapping[str, float], *,
                  hovertemplate="%{y}: %{x:+.3f}<extra></extra>")
     return _figure([bar], title, height=max(240, 40 + 26 * len(items)), xaxis=_axis("accuracy drop"),
                    yaxis=dict(autorange="reversed"))
+
+
+__all__ += ["enrolment_curve"]
+
+
+def enrolment_curve(
+    ks: Sequence[int],
+    uar: Mapping[str, ArrayLike],
+    *,
+    std: Mapping[str, ArrayLike] | None = None,
+    unadapted: Mapping[str, float] | None = None,
+    chance: Mapping[str, float] | None = None,
+    title: str = "Adapting to a voice: UAR against enrolment clips",
+) -> go.Figure:
+    """UAR (%) against the number of enrolment clips ``k`` of the speaker, one line per test.
+
+    Parameters
+    ----------
+    ks : sequence of int [shape=(n,)]
+        Enrolment sizes, increasing (``0``: no enrolment, the unadapted model).
+    uar : dict of str -> array [shape=(n,)]
+        UAR in ``[0, 1]`` at each ``k`` per series (``{"RAVDESS": [...], "RAVDESS → TESS": [...]}``);
+        ``NaN`` where not measured.
+    std : dict of str -> array [shape=(n,)], optional
+        Spread over draws, drawn as error bars.
+    unadapted : dict of str -> float, optional
+        Each series' unadapted UAR, drawn as a dashed line in its colour.
+    chance : dict of str -> float, optional
+        Each series' chance UAR (``1 / n_emotions``), drawn dotted and grey.
+    """
+    colors = ["#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd"]
+    ks = [int(k) for k in ks]
+    data, shapes, notes = [], [], []
+    for i, (name, values) in enumerate(uar.items()):
+        color = colors[i % len(colors)]
+        err = None
+        if std and name in std:
+            err = dict(type="data", array=_clean(100 * np.asarray(std[name], dtype=float)), visible=True)
+        data.append(go.Scatter(x=ks, y=_clean(100 * np.asarray(values, dtype=float)), mode="lines+markers",
+                               name=name, line=dict(color=color, width=2), error_y=err,
+                               hovertemplate="k = %{x}: %{y:.1f} %<extra>" + name + "</extra>"))
+        for value, dash, text, line_color in (((unadapted or {}).get(name), "dash", "unadapted", color),
+                                              ((chance or {}).get(name), "dot", "chance", "#999")):
+            if value is None:
+                continue
+            shapes.append(dict(type="line", x0=0, x1=1, xref="paper", y0=100 * value, y1=100 * value,
+                               line=dict(dash=dash, width=1.2, color=line_color)))
+            notes.append(dict(x=1, xref="paper", y=100 * value, text=f"{name} {text}", showarrow=False,
+                              xanchor="right", yanchor="bottom", font=dict(size=10, color=line_color)))
+    return _figure(data, title, shapes=shapes, annotations=notes, legend=dict(orientation="h", y=-0.25),
+                   xaxis=_axis("enrolment clips of the speaker (k)", tickmode="array", tickvals=ks),
+                   yaxis=_axis("UAR %", range=[0, 100]))

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from . import settings
 from .audio.corpora import corpus_name
-from .plots import message_figure, reliability_figure, robustness_figure
+from .plots import enrolment_curve, message_figure, reliability_figure, robustness_figure
 
 __all__ = [
     "load_report",
@@ -48,6 +48,7 @@ __all__ = [
     "readme_tables",
     "newvoice_table",
     "enrolment_table",
+    "enrolment_chart",
     "results_table",
     "replace_block",
     "update_readme",
@@ -442,6 +443,35 @@ def enrolment_table(report: dict | None = None, *, kind: str = "smile") -> str:
                    f"{1000 * t['standardise_and_head_s']:.1f} ms). A profile is {t['profile_json_bytes'] / 1000:.0f} kB "
                    "of JSON.")
     return "\n\n".join(out)
+
+
+def enrolment_chart(report: dict | None = None, *, kind: str = "smile",
+                    root: str | os.PathLike | None = None):
+    """The Models tab's enrolment curve: UAR against k random enrolment clips of the test speaker, as the
+    model serves a profile of k clips (k = 0: unadapted), on RAVDESS's EmoBox folds, RAVDESS → TESS and,
+    when measured, the ensembles with the bundled members (``reports/enrolment.json``)."""
+    report = load_report(ENROLMENT, root) if report is None else report
+    study = (report or {}).get("kinds", {}).get(kind)
+    if not study:
+        return message_figure("No enrolment study yet (run python -m bench.enrolment).", title="Enrolment")
+    series, spread, chance = {}, {}, {}
+    parts = [("ravdess", kind, "RAVDESS (EmoBox folds)"), ("ravdess_to_tess", kind, "RAVDESS → TESS")]
+    parts += [("ravdess", name, f"ensemble {name.replace('+', ' + ')}, RAVDESS")
+              for name in study.get("ravdess", {}).get("results", {}) if name != kind]
+    ks = sorted({int(k) for part, name, _ in parts
+                 for k in study.get(part, {}).get("results", {}).get(name, {}).get("random", {})})
+    ks = [0, *ks]
+    for part, name, title in parts:
+        res = study.get(part, {}).get("results", {}).get(name)
+        if not res:
+            continue
+        served = [res.get("random", {}).get(str(k), {}).get("served") or {} for k in ks[1:]]
+        series[title] = [res.get("k0", {}).get("uar", float("nan")), *(s.get("uar", float("nan")) for s in served)]
+        spread[title] = [0.0, *(s.get("uar_std", 0.0) for s in served)]
+        if name == kind:
+            chance[title] = 1 / len(study[part]["labels"])
+    return enrolment_curve(ks, series, std=spread, chance=chance,
+                           title=f"Adapting to a voice ({kind}): UAR against k random enrolment clips of the speaker")
 
 
 def readme_tables(root: str | os.PathLike | None = None) -> str:

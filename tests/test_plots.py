@@ -141,6 +141,17 @@ def test_robustness_bars_are_percent_per_condition_with_chance():
     assert fig.layout.shapes[0].y0 == pytest.approx(12.5) and fig.layout.barmode == "group"
 
 
+def test_enrolment_curve_is_percent_per_k_with_spread_unadapted_and_chance():
+    fig = plots.enrolment_curve([0, 4, 16], {"RAVDESS": [0.6, 0.62, float("nan")], "TESS": [0.3, 0.5, 0.55]},
+                                std={"TESS": [0.0, 0.01, 0.02]}, unadapted={"RAVDESS": 0.6}, chance={"TESS": 1 / 7})
+    assert _types(fig) == ["scatter", "scatter"] and [d.name for d in fig.data] == ["RAVDESS", "TESS"]
+    assert list(fig.data[0].x) == [0, 4, 16] and fig.data[0].y[:2] == pytest.approx([60.0, 62.0])
+    assert fig.data[0].y[2] is None  # not measured: a gap, not a zero
+    assert fig.data[1].error_y.array == pytest.approx([0.0, 1.0, 2.0]) and fig.data[0].error_y.array is None
+    assert [s.y0 for s in fig.layout.shapes] == pytest.approx([60.0, 100 / 7])
+    assert "enrolment clips" in fig.layout.xaxis.title.text and list(fig.layout.xaxis.tickvals) == [0, 4, 16]
+
+
 def test_reliability_diagram_skips_empty_bins_and_names_the_ece():
     before = [{"confidence": 0.9, "accuracy": 0.6, "count": 10}, {"confidence": None, "accuracy": None, "count": 0}]
     after = [{"confidence": 0.65, "accuracy": 0.6, "count": 10}]

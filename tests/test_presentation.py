@@ -49,6 +49,21 @@ def test_an_uncertain_prediction_with_warnings():
     assert v.verdict.endswith("⚠ …/v2/model.skops is corrupt")
 
 
+def test_an_adapted_prediction_is_marked_and_one_that_could_not_adapt_says_why():
+    adapted = view.prediction_view(prediction(adaptation={"adapted": True, "n_clips": 8,
+                                                          "note": "adapted to your voice (8 clips)"}))
+    assert adapted.title == "Emotion, adapted to your voice" and "✔ adapted to your voice (8 clips)" in adapted.verdict
+    note = "not adapted: the MLP model cannot adapt to a voice"
+    plain = view.prediction_view(prediction(adaptation={"adapted": False, "n_clips": 8, "note": note}))
+    assert plain.title == "Emotion" and f"ℹ {note}" in plain.verdict
+    assert "adapted" not in view.prediction_view(prediction(adaptation={"adapted": False, "note": ""})).verdict
+    probs, status = view.live_view({"status": "speech", "time_s": 2, "probabilities": {"sad": 1.0},
+                                    "adaptation": {"adapted": True, "note": "adapted to your voice (4 clips)"}})
+    assert status == "Speech · 2 s · ✔ adapted to your voice (4 clips)"
+    assert view.enrolment_view({"n_clips": 0, "message": "none"}) == ("none", False)
+    assert view.enrolment_view({"n_clips": 3, "message": "3 of 4"}) == ("3 of 4", True)
+
+
 def timeline_result(duration_s: float, n: int) -> dict:
     segs = [{"start": 2.0 * i, "end": 2.0 * i + 1.5, "emotion": "sad" if i % 2 else "calm", "confidence": 0.6,
              "uncertain": False, "probabilities": {"calm": 0.4, "sad": 0.6, "angry": 0.0}} for i in range(n)]
@@ -131,6 +146,21 @@ def test_analysis_numbers_and_figures():
     assert numbers.startswith("**Clip**: 1.00 s at 16000 Hz") and "**Parseval**" in numbers
     assert len(figures) == len(view.MATH_FIGURES) and all(isinstance(f, go.Figure) for f in figures)
     assert "FFT of the whole clip" in figures[0].layout.title.text
+
+
+def test_timeline_note_says_how_it_was_adapted():
+    r = {**timeline_result(20.0, 4), "adaptation": {"adapted": True, "source": "self", "n_clips": 4,
+                                                    "note": "adapted to the recording's own voice (4 segments)"}}
+    fig, note = view.timeline_view(r, min_s=6.0)
+    assert fig is not None and note.endswith("✔ adapted to the recording's own voice (4 segments)")
+
+
+def test_the_enrolment_curve_comes_from_the_stored_study():
+    fig = view.enrolment_study_view()
+    assert isinstance(fig, go.Figure) and "UAR against k random enrolment clips" in fig.layout.title.text
+    study = reports.load_report(reports.ENROLMENT)["kinds"]["smile"]["ravdess"]["results"]["smile"]
+    assert fig.data[0].x[0] == 0 and fig.data[0].y[0] == pytest.approx(100 * study["k0"]["uar"])
+    assert fig.data[0].y[-1] == pytest.approx(100 * study["random"]["32"]["served"]["uar"])
 
 
 def test_studies_view_reads_the_stored_reports():

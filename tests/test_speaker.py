@@ -340,3 +340,13 @@ def test_adaptation_policy_and_recipe_checks():
 
     P = np.array([[0.5, 0.5]]), np.array([[0.9, 0.1]])
     np.testing.assert_allclose(blend(P, [None, 1.0]), [[0.7, 0.3]])
+
+
+def test_loaded_clips_are_enrolled_as_they_are(smile, voice):
+    """``loaded=True`` (a timeline's segments): described exactly as given, not loaded again."""
+    ys = [smile.load(p) for p in voice[:4]]
+    profile = ser.enroll(ys, model=smile, loaded=True)
+    X = np.stack([smile.features_of(y) for y in ys]).astype(np.float64)
+    np.testing.assert_allclose(profile.stats(smile.space).mean, X.mean(axis=0), rtol=1e-6, atol=1e-6)
+    with pytest.raises(EnrolmentError, match=r"clip 5: too short \(0.10 s"):
+        ser.enroll([*ys, np.ones(1600, np.float32) * 0.1], model=smile, loaded=True)

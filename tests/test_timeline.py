@@ -220,3 +220,83 @@ def test_an_ensemble_averages_raw_member_probabilities_and_applies_its_own_tempe
     trimmed = ens.predict_proba_batch([ens.load((SR, c)) for c in clips])
     for seg, p in zip(result, trimmed):
         assert [seg["probabilities"][lab] for lab in ens.labels] == pytest.approx(p, abs=1e-6)
+
+
+# -- adapting to a voice -------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def voice_recording(ravdess_dir):
+    """Six clips of actor 04 (a voice the tiny smile model never heard) joined by silences."""
+    return long_recording(ravdess_files(ravdess_dir, "04", 6), gaps_s=[1.0, 0.8, 1.5, 0.9, 1.2, 0.7])
+
+
+def test_self_adaptation_enrols_the_recordings_own_segments(smile, voice_recording):
+    y, spans = voice_recording
+    off, info_off = tl.adapted_timeline(y, smile, sr=SR, adapt="off")
+    own, info = tl.adapted_timeline(y, smile, sr=SR, adapt="self")
+    assert len(own) == len(off) == len(spans)
+    assert info_off == {"adapted": False, "source": None, "n_clips": None, "note": ""}
+    assert info["adapted"] and info["source"] == "self" and info["n_clips"] == len(own)
+    assert "recording's own voice" in info["note"]
+    assert [(s["start"], s["end"]) for s in own] == [(s["start"], s["end"]) for s in off]
+    assert any(s["probabilities"] != t["probabilities"] for s, t in zip(own, off))
+    # the profile is the segments' own statistics, each segment described exactly as it is predicted
+    clips = [tl.remove_dc(y[round(s["start"] * SR): round(s["end"] * SR)]) for s in off]
+    clips = [tl.trim_silence(c, top_db=float(smile.audio["top_db"])) for c in clips]
+    profile = tl.self_profile(smile, clips)
+    X = np.stack([smile.features_of(c) for c in clips]).astype(np.float64)
+    np.testing.assert_allclose(profile.stats(smile.space).mean, X.mean(axis=0), rtol=1e-5, atol=1e-5)
+    expected = smile.predict_proba_batch(clips, speaker=profile)
+    for s, p in zip(own, expected):
+        assert list(s["probabilities"].values()) == pytest.approx(list(p), abs=2e-6)
+
+
+def test_auto_adapts_only_from_the_measured_length_and_prefers_an_enrolled_profile(smile, voice_recording, monkeypatch):
+    y, _ = voice_recording
+    monkeypatch.setattr(tl, "SELF_ADAPT_FROM", None)
+    assert not tl.adapted_timeline(y, smile, sr=SR, adapt="auto")[1]["adapted"]
+    monkeypatch.setattr(tl, "SELF_ADAPT_FROM", 7)  # more segments than the recording has
+    assert not tl.adapted_timeline(y, smile, sr=SR, adapt="auto")[1]["adapted"]
+    monkeypatch.setattr(tl, "SELF_ADAPT_FROM", 2)  # never below 4 segments, whatever the setting
+    assert tl.adapted_timeline(y[: round(9 * SR)], smile, sr=SR, adapt="auto")[1]["source"] is None
+    monkeypatch.setattr(tl, "SELF_ADAPT_FROM", 6)
+    assert tl.adapted_timeline(y, smile, sr=SR, adapt="auto")[1]["source"] == "self"
+    enrolled = smile.enroll([(SR, y[round(a * SR): round(b * SR)]) for a, b in
+                             [(s["start"], s["end"]) for s in tl.timeline(y, smile, sr=SR)][:4]])
+    segments, info = tl.adapted_timeline(y, smile, sr=SR, adapt="auto", speaker=enrolled)
+    assert info["source"] == "profile" and info["n_clips"] == 4
+
+
+def test_self_adaptation_needs_4_segments_and_a_model_that_adapts(smile, rec, voice_recording):
+    y, spans = voice_recording
+    short = y[: round((spans[1][1] + 0.3) * SR)]  # two sentences
+    segments, info = tl.adapted_timeline(short, smile, sr=SR, adapt="self")
+    assert len(segments) == 2 and not info["adapted"] and "at least 4" in info["note"]
+    segments, info = tl.adapted_timeline(y, rec, sr=SR, adapt="self")  # the tiny MLP
+    assert not info["adapted"] and "cannot adapt" in info["note"]
+    assert segments == tl.timeline(y, rec, sr=SR)
+    with pytest.raises(tl.ParameterError, match="adapt must be one of"):
+        tl.adapted_timeline(y, smile, sr=SR, adapt="always")
+
+
+def test_self_adaptation_default_is_the_measured_one():
+    """``SELF_ADAPT_FROM`` is what ``python -m bench.timeline_adapt`` chose (reports/timeline_adapt.json)."""
+    from ser import settings
+
+    path = settings.reports_dir() / "timeline_adapt.json"
+    if not path.is_file():
+        pytest.skip("no timeline self-adaptation study yet")
+    assert tl.SELF_ADAPT_FROM == json.loads(path.read_text())["default_from_segments"]
+
+
+def test_stream_adapts_each_window_to_a_profile(smile, voice_recording):
+    y, spans = voice_recording
+    profile = smile.enroll([(SR, y[round(a * SR): round(b * SR)]) for a, b in spans[:4]])
+    state = tl.StreamState(every_s=1.0)
+    a, b = spans[4]
+    state, r = tl.stream_update(state, (SR, y[round(a * SR): round(b * SR)]), recognizer=smile, speaker=profile)
+    assert r["status"] == "speech" and r["adapted"]
+    window = tl.remove_dc(state.buffer)
+    expected = smile.predict_proba(tl.trim_silence(window, top_db=float(smile.audio["top_db"])), speaker=profile)
+    assert list(r["window"].values()) == pytest.approx(list(expected), abs=1e-4)
+    state, r = tl.stream_update(tl.StreamState(), (SR, y[round(a * SR): round(b * SR)]), recognizer=smile)
+    assert not r["adapted"]

@@ -360,8 +360,20 @@ def _clip_name(clip, index: int) -> str:
     return f"clip {index + 1}"
 
 
+def _loaded(recognizer, y) -> np.ndarray:
+    """An already loaded clip (``enroll(..., loaded=True)``), checked: 1-D, finite, long enough."""
+    y = np.asarray(y, dtype=np.float32)
+    need = float(recognizer.audio["min_voiced_s"]) * int(recognizer.audio["sr"])
+    if y.ndim != 1 or not np.isfinite(y).all():
+        raise EnrolmentError(f"expected a loaded mono clip of finite samples, got shape {y.shape}")
+    if len(y) < need:
+        raise EnrolmentError(f"too short ({len(y) / int(recognizer.audio['sr']):.2f} s; at least "
+                             f"{float(recognizer.audio['min_voiced_s']):g} s of voice)")
+    return y
+
+
 def enroll(recognizer, clips: Sequence, *, names: Sequence[str] | None = None, add_to: SpeakerProfile | None = None,
-           skip_unusable: bool = False, min_clips: int = MIN_ENROL_CLIPS) -> SpeakerProfile:
+           skip_unusable: bool = False, min_clips: int = MIN_ENROL_CLIPS, loaded: bool = False) -> SpeakerProfile:
     """A :class:`SpeakerProfile` of one speaker from a few unlabelled clips, for ``recognizer``.
 
     Parameters
@@ -380,6 +392,10 @@ def enroll(recognizer, clips: Sequence, *, names: Sequence[str] | None = None, a
         Leave out clips that cannot be used instead of refusing them all (the batch CLI does).
     min_clips : int
         Fewest clips in the result (:data:`MIN_ENROL_CLIPS`).
+    loaded : bool
+        The clips are already loaded as ``recognizer.load`` loads them (1-D float arrays at the model's
+        rate, e.g. a timeline's segments), so they are described exactly as they are predicted; one
+        shorter than the model's ``min_voiced_s`` is unusable.
 
     Raises
     ------
@@ -411,7 +427,7 @@ def enroll(recognizer, clips: Sequence, *, names: Sequence[str] | None = None, a
     seen: dict[str, str] = {}
     for clip, name in zip(clips, names):
         try:
-            y = recognizer.load(clip)
+            y = _loaded(recognizer, clip) if loaded else recognizer.load(clip)
             digest = hashlib.sha1(np.ascontiguousarray(y).tobytes()).hexdigest()
             if digest in seen:
                 raise EnrolmentError(f"the same recording as {seen[digest]}")

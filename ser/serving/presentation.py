@@ -39,6 +39,9 @@ __all__ = [
     "live_view",
     "live_stopped",
     "studies_view",
+    "adaptation_line",
+    "enrolment_view",
+    "enrolment_study_view",
 ]
 
 #: The signal-maths figures of the Math tab, in the order of its plots.
@@ -84,6 +87,11 @@ def prediction_view(result: Mapping[str, Any]) -> PredictionView:
     else:
         verdict = f"### {label.capitalize()}\nConfidence {conf:.0%} ({where})"
         title = "Emotion"
+    line = adaptation_line(result.get("adaptation"))
+    if line:
+        verdict += f"\n\n{line}"
+        if (result.get("adaptation") or {}).get("adapted"):
+            title += ", adapted to your voice"
     for w in result.get("warnings") or []:
         verdict += f"\n\n⚠ {w}"
     return PredictionView(title=title, probabilities=probs,
@@ -101,8 +109,10 @@ def timeline_view(result: Mapping[str, Any], *, min_s: float) -> tuple[go.Figure
                       f"(a timeline is drawn from {min_s:g} s).")
     seconds = ", ".join(f"{k} {v:.1f} s" for k, v in sorted(summary["seconds"].items(), key=lambda kv: -kv[1])
                         if v > 0)
+    line = adaptation_line(result.get("adaptation"))
     return timeline_figure(result), (f"**Dominant: {summary['dominant']}** over {len(segments)} voiced segments "
-                                     f"({summary['voiced_s']:.1f} s of voice: {seconds}).")
+                                     f"({summary['voiced_s']:.1f} s of voice: {seconds})."
+                                     + (f" {line}" if line else ""))
 
 
 def analysis_numbers(a: Mapping[str, Any]) -> str:
@@ -213,8 +223,26 @@ def batch_table(rows: Any) -> tuple[list[str], list[list]]:
 
 
 def live_view(result: Mapping[str, Any]) -> tuple[dict, str]:
-    """A live update (:func:`ser.serving.timeline.stream_update`): the smoothed probabilities and a status line."""
-    return dict(result.get("probabilities") or {}), f"{result['status'].capitalize()} · {result['time_s']:.0f} s"
+    """A live update (:func:`ser.serving.timeline.stream_update`): the smoothed probabilities and a status line
+    (with how the result is adapted, when a profile was in play: ``result["adaptation"]``)."""
+    line = adaptation_line(result.get("adaptation"))
+    return (dict(result.get("probabilities") or {}),
+            f"{result['status'].capitalize()} · {result['time_s']:.0f} s" + (f" · {line}" if line else ""))
+
+
+def adaptation_line(adaptation: Mapping[str, Any] | None) -> str:
+    """How a result says it is adapted to a voice (``✔ adapted to your voice (8 clips)``), or why it is not;
+    ``""`` when no profile was in play."""
+    note = (adaptation or {}).get("note") or ""
+    if not note:
+        return ""
+    return f"✔ {note}" if adaptation.get("adapted") else f"ℹ {note}"
+
+
+def enrolment_view(status: Mapping[str, Any]) -> tuple[str, bool]:
+    """A voice profile's :func:`ser.serving.enrolment.status`: its Markdown, and whether there is a
+    profile to download."""
+    return str(status["message"]), bool(status["n_clips"])
 
 
 def live_stopped(summary: Mapping[str, Any]) -> str:
@@ -227,3 +255,8 @@ def studies_view() -> tuple[go.Figure, go.Figure, go.Figure, str]:
     bundled models' cross-corpus table with its note."""
     return (reports.robustness_chart(), reports.reliability_chart(kind="mlp"), reports.reliability_chart(kind="cnn"),
             reports.STUDIES_NOTE + "\n\n" + reports.bundled_table())
+
+
+def enrolment_study_view() -> go.Figure:
+    """The enrolment curve of the stored study (``reports/enrolment.json``: UAR against k clips)."""
+    return reports.enrolment_chart()

@@ -38,7 +38,9 @@ from ..models.registry import ModelRegistry
 from ..training.cnn import train_cnn
 from ..training.metadata import Progress, noop_progress
 from ..training.mlp import train_mlp
-from .timeline import timeline_report
+from . import enrolment
+from .batch import predict_batch as batch_rows
+from .timeline import stream_update, timeline_report
 
 __all__ = [
     "TIMELINE_MIN_S",
@@ -50,6 +52,9 @@ __all__ = [
     "parse_hidden",
     "predict",
     "timeline",
+    "predict_batch",
+    "enroll",
+    "live_update",
     "analyze",
     "training_in_progress",
     "train",
@@ -213,30 +218,41 @@ def _registry(registry: ModelRegistry | None) -> ModelRegistry:
     return ModelRegistry() if registry is None else registry
 
 
-def predict(audio: AudioSource, model: str = "mlp", *, registry=None, threshold: float | None = None) -> dict:
+def predict(audio: AudioSource, model: str = "mlp", *, registry=None, threshold: float | None = None,
+            profile=None) -> dict:
     """The emotion of a clip as a JSON-friendly dict.
+
+    ``profile``: a speaker profile (:func:`ser.serving.enrolment.parse_profile`: JSON text, object or
+    :class:`~ser.models.speaker.SpeakerProfile`) to adapt to, used by the rule of
+    :func:`ser.serving.enrolment.use_profile` (a model that cannot adapt predicts unadapted and says so).
 
     Returns
     -------
     dict
         ``label``, ``confidence``, ``uncertain`` (top probability below ``threshold``),
-        ``threshold``, ``probabilities`` {emotion: p}, ``model``, ``version``, ``warnings``.
+        ``threshold``, ``probabilities`` {emotion: p}, ``model``, ``version``, ``warnings``, ``adapted``,
+        ``adaptation`` {``adapted``, ``n_clips``, ``note``}.
     """
     if audio is None:
         raise AudioError("No audio: record or upload a clip first.")
     threshold = settings.uncertain_below() if threshold is None else float(threshold)
     rec = _registry(registry).get(str(model))
-    out = rec.predict(audio, threshold=threshold).to_dict()
+    speaker, adaptation = enrolment.use_profile(rec, enrolment.parse_profile(profile))
+    out = rec.predict(audio, threshold=threshold, speaker=speaker).to_dict()
     out["threshold"] = threshold
     out["warnings"] = [public_text(w) for w in out.get("warnings") or []]
+    out["adaptation"] = adaptation
     return out
 
 
-def timeline(audio: AudioSource, model: str = "mlp", *, registry=None, threshold: float | None = None) -> dict:
+def timeline(audio: AudioSource, model: str = "mlp", *, registry=None, threshold: float | None = None,
+             profile=None, adapt: str = "auto") -> dict:
     """The emotion over time: every voiced segment of the recording with its emotion.
 
     :func:`ser.timeline.timeline_report` (WebRTC VAD segments of at most 4 s, each trimmed and
-    predicted as training clips were; times are the recording's own).
+    predicted as training clips were; times are the recording's own). ``profile``: as :func:`predict`;
+    ``adapt``: self-adaptation to the recording's own voice (``"auto"``, ``"self"``, ``"off"``;
+    :func:`ser.serving.timeline.adapted_timeline`).
 
     Returns
     -------
@@ -244,11 +260,51 @@ def timeline(audio: AudioSource, model: str = "mlp", *, registry=None, threshold
         ``model``, ``version``, ``labels``, ``duration_s``, ``threshold``, ``segments``
         [{``start``, ``end``, ``emotion``, ``confidence``, ``uncertain``, ``probabilities``}],
         ``summary`` {``voiced_s``, ``seconds``, ``mean_probabilities``, ``dominant``}, ``vad``,
-        ``compute_s``, ``speed``, ``envelope`` (the waveform's min/max for drawing).
+        ``compute_s``, ``speed``, ``envelope`` (the waveform's min/max for drawing), ``adaptation``
+        {``adapted``, ``source`` (``"profile"``, ``"self"`` or ``None``), ``n_clips``, ``note``}.
     """
     if audio is None:
         raise AudioError("No audio: record or upload a clip first.")
-    return timeline_report(audio, str(model), registry=_registry(registry), threshold=threshold)
+    rec = _registry(registry).get(str(model))
+    speaker, asked = enrolment.use_profile(rec, enrolment.parse_profile(profile))
+    out = timeline_report(audio, rec, threshold=threshold, speaker=speaker, adapt=str(adapt or "auto"))
+    done = out["adaptation"]
+    if done["source"] == "profile":
+        done["note"] = asked["note"]
+    elif not done["adapted"] and asked["note"]:  # a profile this model could not use: say why
+        done["note"] = asked["note"] + (f"; {done['note']}" if done["note"] else "")
+        done["n_clips"] = asked["n_clips"]
+    return out
+
+
+def predict_batch(files, model: str = "mlp", *, registry=None, profile=None) -> list[dict]:
+    """One row per file (:func:`ser.serving.batch.predict_batch`); with a usable ``profile``
+    (:func:`predict`'s rule) every file is adapted to that speaker. With a profile given, every row has
+    an ``adapted`` column (``False`` when the model cannot adapt or the profile is not ready)."""
+    rec = _registry(registry).get(str(model))
+    speaker, _ = enrolment.use_profile(rec, enrolment.parse_profile(profile))
+    rows = batch_rows(files or [], rec, speaker=speaker)
+    if profile is not None and speaker is None:
+        for row in rows:
+            row["adapted"] = False if row.get("emotion") is not None else None
+    return rows
+
+
+def enroll(clips, profile=None, *, registry=None) -> dict:
+    """``/enroll``: a speaker profile (JSON object) of ``profile``'s clips (if any) and ``clips``
+    (:func:`ser.serving.enrolment.add_clips`; any number, one at a time included; predictions use it from
+    :data:`ser.serving.enrolment.NEEDED` clips on). Pass it back as ``profile=`` to the other endpoints."""
+    registry = _registry(registry)
+    return enrolment.add_clips(clips, profile=enrolment.parse_profile(profile), registry=registry).to_dict()
+
+
+def live_update(state, chunk, model: str = "mlp", *, registry=None, profile=None):
+    """A live microphone chunk (:func:`ser.serving.timeline.stream_update`), adapted to ``profile`` by
+    :func:`predict`'s rule; the result carries ``adaptation`` as :func:`predict`'s does."""
+    rec = _registry(registry).get(str(model))
+    speaker, adaptation = enrolment.use_profile(rec, enrolment.parse_profile(profile))
+    state, result = stream_update(state, chunk, recognizer=rec, speaker=speaker)
+    return state, {**result, "adaptation": adaptation}
 
 
 def analyze(audio: AudioSource) -> dict:

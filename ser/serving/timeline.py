@@ -41,15 +41,21 @@ from ..audio.io import (SAMPLE_RATE, AudioSource, decode, load_audio, remove_dc,
                         trim_silence)
 from ..audio.vad import (AGGRESSIVENESS, MAX_SEGMENT_S, MERGE_GAP_S, MIN_SEGMENT_S, PAD_S, default_method,
                          voiced_segments)
-from ..errors import AudioError
+from ..errors import AudioError, ParameterError, SerError
 from ..models.base import Recognizer
 from ..models.registry import ModelRegistry, get_recognizer
+from ..models.speaker import MIN_ENROL_CLIPS, SpeakerProfile
 from ..plots import emotion_timeline_figure
 
 __all__ = [
     "ENVELOPE_POINTS",
     "load_long",
+    "ADAPT_MODES",
+    "SELF_ADAPT_FROM",
+    "SELF_ADAPT_MAX",
     "timeline",
+    "adapted_timeline",
+    "self_profile",
     "timeline_report",
     "summarize",
     "envelope",
@@ -63,6 +69,17 @@ __all__ = [
 ]
 
 ENVELOPE_POINTS = 2000  # min/max pairs of the waveform drawn under the timeline (~40 KB of JSON)
+#: Self-adaptation of a timeline (``adapt=``): ``"auto"`` adapts to the recording's own voice from
+#: :data:`SELF_ADAPT_FROM` segments on (when no speaker profile is given), ``"self"`` whenever there are
+#: enough segments to enrol, ``"off"`` never (a speaker profile given is used in every mode but ``"self"``).
+ADAPT_MODES = ("auto", "self", "off")
+#: Fewest voiced segments from which ``adapt="auto"`` adapts a timeline to the recording itself (one
+#: speaker assumed); ``None``: never. Chosen from ``python -m bench.timeline_adapt``
+#: (``reports/timeline_adapt.json``, its ``default_from_segments``; a test checks they agree).
+SELF_ADAPT_FROM: int | None = None
+#: Segments a recording's own profile is enrolled from, at most (evenly spread over the recording):
+#: enrolment computes their features once more, so a long recording pays for this many, not for all.
+SELF_ADAPT_MAX = 64
 
 
 def load_long(source: AudioSource, *, sr: int = SAMPLE_RATE, max_duration: float | None = None,
@@ -78,7 +95,7 @@ def load_long(source: AudioSource, *, sr: int = SAMPLE_RATE, max_duration: float
                       max_size=settings.max_timeline_bytes() if max_size is None else max_size)
 
 
-def timeline(
+def adapted_timeline(
     y: np.ndarray,
     recognizer: Recognizer,
     *,
@@ -91,8 +108,10 @@ def timeline(
     merge_gap_s: float = MERGE_GAP_S,
     pad_s: float = PAD_S,
     threshold: float | None = None,
-) -> list[dict]:
-    """The emotion of every voiced segment of a recording.
+    speaker: SpeakerProfile | None = None,
+    adapt: str = "off",
+) -> tuple[list[dict], dict]:
+    """The emotion of every voiced segment of a recording, adapted to a speaker when asked.
 
     Parameters
     ----------
@@ -108,13 +127,24 @@ def timeline(
     threshold : float, optional
         Top probability under which a segment is ``uncertain`` (default
         :func:`ser.recognizer.uncertain_below`).
+    speaker : SpeakerProfile, optional
+        Adapt every segment to this speaker (a model that cannot adapt raises ``ModelError``).
+    adapt : {"auto", "self", "off"}
+        Self-adaptation (:data:`ADAPT_MODES`): the recording's own segments enrolled as one speaker
+        (:func:`self_profile`) and every segment predicted with that profile. ``"auto"`` does it from
+        :data:`SELF_ADAPT_FROM` segments on when no ``speaker`` is given and the model can adapt;
+        ``"self"`` whenever at least :data:`~ser.models.speaker.MIN_ENROL_CLIPS` segments are usable
+        (instead of ``speaker``); ``"off"`` never.
 
     Returns
     -------
-    list of dict
+    segments : list of dict
         One per segment, in time order: ``start``, ``end`` (seconds), ``emotion``,
         ``confidence`` (its probability), ``uncertain``, ``probabilities`` {label: p} in the
         model's label order. Empty when nothing is voiced.
+    adaptation : dict
+        ``adapted`` (bool), ``source`` (``"profile"``, ``"self"`` or ``None``), ``n_clips`` (clips or
+        segments the profile holds), ``note`` (why it was or was not adapted; ``""`` when nothing was asked).
 
     Notes
     -----
@@ -124,6 +154,8 @@ def timeline(
     (:meth:`Recognizer.predict_proba_batch`).
     """
     threshold = settings.uncertain_below() if threshold is None else float(threshold)
+    if adapt not in ADAPT_MODES:
+        raise ParameterError(f"adapt must be one of {', '.join(ADAPT_MODES)}; got {str(adapt)[:40]!r}.")
     y = np.asarray(y, dtype=np.float32)
     if y.ndim != 1:
         raise AudioError(f"Expected mono audio of shape (n,), got shape {y.shape}.")
@@ -136,7 +168,7 @@ def timeline(
                                    merge_gap_s=merge_gap_s, pad_s=pad_s)
     segments = [(float(a), float(b)) for a, b in segments]
     if not segments:
-        return []
+        return [], _adaptation(None, None, "")
     need = math.ceil(float(recognizer.audio["min_voiced_s"]) * rec_sr)
     clips = []
     for a, b in segments:
@@ -146,7 +178,8 @@ def timeline(
             if len(trimmed) >= need:
                 seg = trimmed
         clips.append(seg)
-    P = recognizer.predict_proba_batch(clips)
+    profile, adaptation = _choose_profile(recognizer, clips, speaker=speaker, adapt=adapt)
+    P = recognizer.predict_proba_batch(clips, speaker=profile)
     labels = list(recognizer.labels)
     out = []
     for (a, b), p in zip(segments, P):
@@ -156,7 +189,50 @@ def timeline(
             "confidence": round(float(p[best]), 6), "uncertain": bool(p[best] < threshold),
             "probabilities": {lab: round(float(v), 6) for lab, v in zip(labels, p)},
         })
-    return out
+    return out, adaptation
+
+
+def timeline(y: np.ndarray, recognizer: Recognizer, **kwargs) -> list[dict]:
+    """The segments of :func:`adapted_timeline` (same parameters): the emotion of every voiced segment
+    of a recording, in time order; unadapted unless ``speaker`` or ``adapt`` ask for it."""
+    return adapted_timeline(y, recognizer, **kwargs)[0]
+
+
+def _adaptation(source: str | None, n_clips: int | None, note: str) -> dict:
+    return {"adapted": source is not None, "source": source, "n_clips": n_clips, "note": note}
+
+
+def self_profile(recognizer: Recognizer, clips: Sequence[np.ndarray], *,
+                 max_clips: int = SELF_ADAPT_MAX) -> SpeakerProfile:
+    """A profile of a recording's own voice from its segments (loaded clips, as :func:`adapted_timeline`
+    predicts them; one speaker assumed): at most ``max_clips`` of them, evenly spread, unusable ones
+    (too short) left out. :class:`~ser.errors.EnrolmentError` with fewer than
+    :data:`~ser.models.speaker.MIN_ENROL_CLIPS` usable; ``ModelError`` for a model that cannot adapt."""
+    picked = np.unique(np.linspace(0, len(clips) - 1, min(len(clips), int(max_clips))).round().astype(int))
+    return recognizer.enroll([clips[i] for i in picked], names=[f"segment {i + 1}" for i in picked],
+                             loaded=True, skip_unusable=True)
+
+
+def _choose_profile(recognizer: Recognizer, clips: Sequence[np.ndarray], *, speaker: SpeakerProfile | None,
+                    adapt: str) -> tuple[SpeakerProfile | None, dict]:
+    """The profile a timeline's segments are predicted with, and what the result says of it."""
+    can_adapt = bool(recognizer.adaptation_spaces())
+    wants_self = adapt == "self" or (adapt == "auto" and speaker is None and can_adapt
+                                     and SELF_ADAPT_FROM is not None and len(clips) >= max(SELF_ADAPT_FROM, MIN_ENROL_CLIPS))
+    if not wants_self:
+        if speaker is None:
+            return None, _adaptation(None, None, "")
+        return speaker, _adaptation("profile", speaker.n_clips, f"adapted to the speaker ({speaker.n_clips} clips)")
+    if not can_adapt:
+        return None, _adaptation(None, None, recognizer.cannot_adapt_message())
+    try:
+        profile = self_profile(recognizer, clips)
+    except SerError as e:  # too few usable segments: unadapted, and why
+        return None, _adaptation(None, None, f"not adapted to the recording's own voice: {e}")
+    return profile, _adaptation("self", profile.n_clips, f"adapted to the recording's own voice ({profile.n_clips} "
+                                                         "segments, one speaker assumed)")
+
+
 
 
 def summarize(segments: Sequence[dict], labels: Sequence[str]) -> dict:
@@ -219,6 +295,8 @@ def timeline_report(
     pad_s: float = PAD_S,
     threshold: float | None = None,
     max_duration: float | None = None,
+    speaker: SpeakerProfile | None = None,
+    adapt: str = "auto",
 ) -> dict:
     """Everything the app and the ``/timeline`` API return for a recording, JSON-friendly.
 
@@ -231,6 +309,9 @@ def timeline_report(
         ``"mlp"``, ``"cnn"``, ``"ensemble"`` (from ``registry`` when given), a folder, or a model.
     envelope_points : int
         Resolution of the waveform envelope returned for drawing (0: none).
+    speaker, adapt
+        Speaker adaptation (:func:`adapted_timeline`); ``adapt="auto"`` self-adapts from
+        :data:`SELF_ADAPT_FROM` segments on.
 
     Returns
     -------
@@ -238,7 +319,7 @@ def timeline_report(
         ``model``, ``version``, ``labels``, ``duration_s``, ``vad`` (the settings used),
         ``segments`` (:func:`timeline`), ``summary`` (:func:`summarize`), ``threshold``,
         ``compute_s`` (seconds spent, loading included), ``speed`` (seconds of audio per second
-        of compute), ``envelope`` (:func:`envelope`).
+        of compute), ``envelope`` (:func:`envelope`), ``adaptation`` (:func:`adapted_timeline`'s).
     """
     if audio is None:
         raise AudioError("No audio: record or upload a recording first.")
@@ -254,7 +335,8 @@ def timeline_report(
     method = default_method() if method == "auto" else method
     vad = {"method": method, "aggressiveness": aggressiveness, "min_segment_s": min_segment_s,
            "max_segment_s": max_segment_s, "merge_gap_s": merge_gap_s, "pad_s": pad_s}
-    segments = timeline(y, rec, sr=rec_sr, threshold=threshold, **vad)
+    segments, adaptation = adapted_timeline(y, rec, sr=rec_sr, threshold=threshold, speaker=speaker, adapt=adapt,
+                                            **vad)
     elapsed = time.perf_counter() - t0
     duration = len(y) / rec_sr
     return {
@@ -263,6 +345,7 @@ def timeline_report(
         "summary": summarize(segments, rec.labels), "compute_s": round(elapsed, 3),
         "speed": round(duration / elapsed, 1) if elapsed > 0 else None,
         "envelope": envelope(y, sr=rec_sr, points=envelope_points) if envelope_points else None,
+        "adaptation": adaptation,
     }
 
 
@@ -391,7 +474,8 @@ def _chunk_samples(chunk, sr: int) -> np.ndarray:
 def _result(state: StreamState, status: str, raw: np.ndarray | None, threshold: float) -> dict:
     labels = state.labels
     out = {"status": status, "time_s": round(state.received_s, 2), "emotion": None, "confidence": None,
-           "uncertain": None, "probabilities": None, "window": None, "windows": len(state.history)}
+           "uncertain": None, "probabilities": None, "window": None, "windows": len(state.history),
+           "adapted": False}
     if state.history:
         mean = np.mean(state.history, axis=0)
         best = int(mean.argmax())
@@ -404,7 +488,8 @@ def _result(state: StreamState, status: str, raw: np.ndarray | None, threshold: 
 
 
 def stream_update(state: StreamState | None, chunk, *, recognizer: Recognizer,
-                  threshold: float | None = None) -> tuple[StreamState, dict]:
+                  threshold: float | None = None,
+                  speaker: SpeakerProfile | None = None) -> tuple[StreamState, dict]:
     """Add a microphone chunk; predict when ``every_s`` of new audio has arrived.
 
     Parameters
@@ -416,6 +501,8 @@ def stream_update(state: StreamState | None, chunk, *, recognizer: Recognizer,
         browser's rate); ``None`` changes nothing.
     recognizer : Recognizer
         The model; the window is trimmed of silence and predicted as a clip.
+    speaker : SpeakerProfile, optional
+        Predict each window adapted to this speaker (a model that cannot adapt raises ``ModelError``).
 
     Returns
     -------
@@ -426,7 +513,7 @@ def stream_update(state: StreamState | None, chunk, *, recognizer: Recognizer,
         ``time_s`` (audio received), ``emotion``, ``confidence``, ``uncertain`` and
         ``probabilities`` (smoothed over the last ``n_smooth`` voiced windows; ``None`` before
         any), ``window`` (this window's own probabilities when one was predicted now),
-        ``windows`` (how many are averaged).
+        ``windows`` (how many are averaged), ``adapted`` (the last window was predicted with ``speaker``).
     """
     state = StreamState() if state is None else state
     threshold = settings.uncertain_below() if threshold is None else float(threshold)
@@ -456,9 +543,10 @@ def stream_update(state: StreamState | None, chunk, *, recognizer: Recognizer,
         status = "silence"
     else:
         status = "speech"
-        raw = recognizer.predict_proba(voiced)
+        raw = recognizer.predict_proba(voiced, speaker=speaker)
         state.history = (state.history + [raw])[-state.n_smooth:]
     result = _result(state, status, raw, threshold)
+    result["adapted"] = speaker is not None
     state.trace = (state.trace + [(result["time_s"], result["emotion"], result["confidence"], status)])[-state.max_trace:]
     state.last = result
     return state, result
