@@ -3,7 +3,8 @@ models' metadata. Nothing here is typed by hand.
 
 ``ser report`` rewrites two blocks of README.md: between ``<!-- results:start -->`` and
 ``<!-- results:end -->`` the bundled models' metrics (their ``metadata.json``), and between
-``<!-- studies:start -->`` and ``<!-- studies:end -->`` the studies' tables (:func:`readme_tables`).
+``<!-- studies:start -->`` and ``<!-- studies:end -->`` the studies' tables (:func:`readme_tables`);
+also, when the README has it, the ``<!-- timeline-adapt:start -->`` block (:func:`timeline_adapt_table`).
 Tests check the README matches both.
 
 The studies are run once, as scripts (``bench/crosscorpus.py``, ``bench/robustness.py``), and their
@@ -49,6 +50,7 @@ __all__ = [
     "newvoice_table",
     "enrolment_table",
     "enrolment_chart",
+    "timeline_adapt_table",
     "results_table",
     "replace_block",
     "update_readme",
@@ -474,6 +476,38 @@ def enrolment_chart(report: dict | None = None, *, kind: str = "smile",
                            title=f"Adapting to a voice ({kind}): UAR against k random enrolment clips of the speaker")
 
 
+#: The timeline self-adaptation study (``python -m bench.timeline_adapt``).
+TIMELINE_ADAPT = "timeline_adapt.json"
+
+
+def timeline_adapt_table(report: dict | None = None) -> str:
+    """Markdown: segment UAR of recordings of k clips of an unseen actor, unadapted and adapted to their
+    own segments (mean ± std over draws), the paired gain of each draw, and the default it chose."""
+    report = load_report(TIMELINE_ADAPT) if report is None else report
+    if not report or not report.get("results"):
+        return "_No timeline self-adaptation study yet: run `python -m bench.timeline_adapt`._"
+    rows = ["| clips in the recording | voiced segments (median, range) | UAR % unadapted | UAR % adapted to "
+            "its own segments | gain, points, per draw |", "|---:|---:|---:|---:|---:|"]
+    for k, r in sorted(report["results"].items(), key=lambda kv: int(kv[0])):
+        seg = r["segments"]
+        gains = ", ".join(f"{100 * g:+.1f}" for g in r["gain_per_draw"])
+        off = _mean_std(r["off"]["uar"], r["off"]["uar_std"])
+        adapted = (_mean_std(r["self"]["uar"], r["self"]["uar_std"]) if r.get("not_adapted", 0) < r.get("recordings", 1)
+                   else "not adapted (< 4 segments)")
+        rows.append(f"| {k} | {seg['median']:g} ({seg['min']}–{seg['max']}) | {off} | {adapted} | {gains} |")
+    chosen = report.get("default_from_segments")
+    cost = report.get("cost") or {}
+    note = (f"Self-adaptation is the timeline's default (`adapt=\"auto\"`) from {chosen} voiced segments: from "
+            f"{report.get('helps_from_clips')} clips on, it gained in every draw at that length and every longer one."
+            if chosen else "Self-adaptation never gained in every draw at a length and all longer ones: it is not "
+                           "the default.")
+    if cost:
+        note += (f" It costs one more feature pass over the segments: a {cost['recording_s']:.0f} s recording of "
+                 f"{cost['segments']} segments took {cost['timeline_s_off']:.1f} s unadapted, "
+                 f"{cost['timeline_s_self']:.1f} s adapted to itself.")
+    return "\n".join(rows) + "\n\n" + note
+
+
 def readme_tables(root: str | os.PathLike | None = None) -> str:
     """The README's block of study tables (``python -m ser report`` writes it; a test compares)."""
     def get(name):
@@ -509,6 +543,7 @@ def readme_tables(root: str | os.PathLike | None = None) -> str:
 # -- the bundled models' results ---------------------------------------------------------------
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 STUDIES_START, STUDIES_END = "<!-- studies:start -->", "<!-- studies:end -->"
+TIMELINE_START, TIMELINE_END = "<!-- timeline-adapt:start -->", "<!-- timeline-adapt:end -->"
 PROTOCOL_NAMES = {"speaker_independent": "speaker-independent (6 folds by actor)",
                   "stratified": "stratified 75/25 clip split"}
 
@@ -585,6 +620,8 @@ def update_readme(readme: str | Path, models: str | Path, reports: str | Path | 
     new = replace_block(text, START, END, results_table(models))
     if STUDIES_START in new:
         new = replace_block(new, STUDIES_START, STUDIES_END, readme_tables(reports))
+    if TIMELINE_START in new:
+        new = replace_block(new, TIMELINE_START, TIMELINE_END, timeline_adapt_table(load_report(TIMELINE_ADAPT, reports)))
     if new != text:
         readme.write_text(new, encoding="utf-8")
     return new != text

@@ -31,6 +31,30 @@ def test_readme_study_tables_match_the_reports():
     assert "RAVDESS → TESS" in block and "telephone" in block
 
 
+def test_readme_timeline_adaptation_table_matches_its_report():
+    from ser.reports import TIMELINE_END, TIMELINE_START, timeline_adapt_table
+
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    block = text.split(TIMELINE_START, 1)[1].split(TIMELINE_END, 1)[0].strip()
+    assert block == timeline_adapt_table(), "run: python -m ser report"
+
+
+def test_timeline_adaptation_table_states_each_draws_gain_and_the_default():
+    from ser.reports import timeline_adapt_table
+
+    r = {"off": {"uar": 0.6, "uar_std": 0.01}, "self": {"uar": 0.65, "uar_std": 0.02}, "gain_per_draw": [0.04, 0.06],
+         "segments": {"median": 12.0, "min": 11, "max": 14}, "not_adapted": 0, "recordings": 48}
+    short = {**r, "gain_per_draw": [0.0, 0.0], "not_adapted": 48, "segments": {"median": 2.0, "min": 2, "max": 3}}
+    table = timeline_adapt_table({"results": {"12": r, "2": short}, "default_from_segments": 12, "helps_from_clips": 12})
+    lines = table.splitlines()
+    assert lines[2].startswith("| 2 | 2 (2–3) | 60.0 ± 1.0 | not adapted (< 4 segments) |")
+    assert lines[3] == "| 12 | 12 (11–14) | 60.0 ± 1.0 | 65.0 ± 2.0 | +4.0, +6.0 |"
+    assert "default (`adapt=\"auto\"`) from 12 voiced segments" in table
+    never = timeline_adapt_table({"results": {"12": r}, "default_from_segments": None})
+    assert "not the default" in never
+    assert timeline_adapt_table({}).startswith("_No timeline self-adaptation study yet")
+
+
 def test_studies_block_is_rewritten_from_the_reports(tmp_path):
     (tmp_path / "robustness.json").write_text(json.dumps(
         {"results": {"standard": {"clean": {"accuracy": 0.5}, "telephone": {"accuracy": 0.25}}}}))
