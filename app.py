@@ -9,7 +9,9 @@ all logic in :mod:`ser.service`), renderers that turn those values into componen
 (:func:`build_demo`), and ``launch`` only under ``__main__``, so tests import ``demo`` freely.
 
 Every action is a named endpoint (see "Use via API"): ``/predict``, ``/timeline``, ``/analyze``,
-``/train``, ``/models``, ``/use_version``, ``/push``, ``/pull``. The renderers are private UI
+``/enroll``, ``/train``, ``/models``, ``/use_version``, ``/push``, ``/pull``. A visitor's voice profile
+("Adapt to my voice") lives in that browser session's ``gr.State`` only; API callers pass theirs as
+``profile``. The renderers are private UI
 events chained with ``.success``: what the page shows is exactly what the API returns.
 """
 
@@ -42,6 +44,7 @@ from ser.models import explain as ser_explain  # noqa: E402
 from ser.models.mlp import DEFAULT_PARAMS  # noqa: E402
 from ser.models.registry import ModelRegistry  # noqa: E402
 from ser.serving import batch as ser_batch  # noqa: E402
+from ser.serving import enrolment  # noqa: E402
 from ser.serving import presentation  # noqa: E402
 from ser.serving import service  # noqa: E402
 from ser.serving import timeline as ser_timeline  # noqa: E402
@@ -98,16 +101,67 @@ def client_of(request: gr.Request | None) -> str:
 
 
 # -- handlers: plain values in, JSON-friendly values out (the API) ---------------------------
-@user_errors
-def predict(audio: str | None, model: str = "mlp") -> dict:
-    """The emotion of an audio file: label, confidence, uncertain, threshold, probabilities, model, version."""
-    return service.predict(audio, model, registry=REGISTRY)
+def _profile(profile, voice):
+    """The profile a request uses: the one passed (API), else the page session's own."""
+    return voice if profile is None or profile == "" or profile == {} else profile
 
 
 @user_errors
-def timeline(audio: str | None, model: str = "mlp") -> dict:
-    """The emotion over time: each voiced segment (VAD, at most 4 s) with its emotion and probabilities."""
-    return service.timeline(audio, model, registry=REGISTRY)
+def predict(audio: str | None, model: str = "mlp", profile: dict | str | None = None, voice=None) -> dict:
+    """The emotion of an audio file: label, confidence, uncertain, threshold, probabilities, model, version,
+    adapted and adaptation. ``profile``: a speaker profile from /enroll (JSON object or text) to adapt to."""
+    return service.predict(audio, model, registry=REGISTRY, profile=_profile(profile, voice))
+
+
+@user_errors
+def timeline(audio: str | None, model: str = "mlp", profile: dict | str | None = None, adapt: str = "auto",
+             voice=None) -> dict:
+    """The emotion over time: each voiced segment (VAD, at most 4 s) with its emotion and probabilities.
+    ``profile``: as /predict; ``adapt``: "auto", "self" (adapt to the recording's own voice) or "off"."""
+    return service.timeline(audio, model, registry=REGISTRY, profile=_profile(profile, voice), adapt=adapt)
+
+
+@user_errors
+def enroll(clips: list[str] | None, profile: dict | str | None = None) -> dict:
+    """A speaker profile (JSON object) from clips of one voice, added to ``profile`` when given; predictions
+    adapt from 4 clips (8 or more recommended, in varied moods). Pass it as ``profile`` to /predict."""
+    return service.enroll(clips or [], profile, registry=REGISTRY)
+
+
+def voice_view(profile):
+    """The page's view of a session's voice profile: status Markdown and the JSON download."""
+    text, has_profile = presentation.enrolment_view(enrolment.status(profile, full_from=enrolment.full_from(REGISTRY)))
+    if not has_profile:
+        return text, gr.DownloadButton(value=None, visible=False)
+
+    def write(folder: Path) -> str:
+        path = folder / enrolment.PROFILE_FILE
+        path.write_text(profile.to_json(), encoding="utf-8")
+        return str(path)
+
+    return text, gr.DownloadButton(value=SCRATCH.write("voice-", write), visible=True)
+
+
+@user_errors
+def voice_add(audio: str | None, voice):
+    """Add the recorded or uploaded clip to this session's voice profile (a refused clip changes nothing)."""
+    if audio is None:
+        raise AudioError("No clip to add: record or upload a clip of your voice first.")
+    profile = enrolment.add_clips([audio], profile=voice, registry=REGISTRY, names=["this clip"])
+    return (profile, *voice_view(profile), None)
+
+
+@user_errors
+def voice_upload(file: str | None, voice):
+    """Replace this session's voice profile by an uploaded one (a bad file changes nothing)."""
+    if not file:
+        raise ParameterError("No file: choose a voice profile (.json) to upload.")
+    profile = enrolment.check_profile(enrolment.read_profile_file(file), REGISTRY)
+    return (profile, *voice_view(profile))
+
+
+def voice_clear():
+    return (None, *voice_view(None))
 
 
 @user_errors
@@ -177,33 +231,34 @@ def show_explanation(result: dict):
 
 
 @user_errors
-def predict_batch(files: list[str] | None, model: str = "mlp") -> list[dict]:
-    """One row per file (emotion, confidence, probabilities, or an error); a bad file never stops it."""
-    return ser_batch.predict_batch(files or [], model, registry=REGISTRY)
+def predict_batch(files: list[str] | None, model: str = "mlp", profile: dict | str | None = None) -> list[dict]:
+    """One row per file (emotion, confidence, probabilities, or an error); a bad file never stops it.
+    ``profile``: a speaker profile from /enroll; every file is then adapted to that one voice."""
+    return service.predict_batch(files or [], model, registry=REGISTRY, profile=_profile(profile, None))
 
 
-def live_ready(chunk, state, model: str = "mlp", request: gr.Request = None):
+def live_ready(chunk, state, model: str = "mlp", voice=None, request: gr.Request = None):
     """Before a live stream is queued: it starts with audio, and its client has a place left.
     (A validator answers for each input; the refusal is the audio's.)"""
     ok = gr.validate(True, "")
     if chunk is None:
-        return gr.validate(False, "No audio: a live stream starts with a microphone chunk."), ok, ok
+        return gr.validate(False, "No audio: a live stream starts with a microphone chunk."), ok, ok, ok
     try:
         LIVE.admit(client_of(request))
     except SerError as e:
-        return gr.validate(False, str(e)), ok, ok
-    return ok, ok, ok
+        return gr.validate(False, str(e)), ok, ok, ok
+    return ok, ok, ok, ok
 
 
 @user_errors
-def live(chunk, state, model: str = "mlp", request: gr.Request = None):
+def live(chunk, state, model: str = "mlp", voice=None, request: gr.Request = None):
     """A streamed microphone chunk in, the smoothed current emotion out (about once a second)."""
     if chunk is None and (state is None or not state.received_s):
         raise AudioError("No audio: a live stream starts with a microphone chunk.")  # ends it at once
     # the event id comes with a stream's first chunk only; the page session with all of them
     LIVE.chunk(str(getattr(request, "session_hash", None) or ""), client=client_of(request),
                event_id=LocalContext.event_id.get(None))
-    state, r = ser_timeline.stream_update(state, chunk, recognizer=REGISTRY.get(model))
+    state, r = service.live_update(state, chunk, model, registry=REGISTRY, profile=voice)
     return (state, *presentation.live_view(r))
 
 
@@ -283,8 +338,9 @@ def show_analysis(result: dict):
 
 
 def show_studies():
-    """The stored studies (reports/*.json): robustness chart, both reliability diagrams, the bundled-models table."""
-    return presentation.studies_view()
+    """The stored studies (reports/*.json): robustness chart, both reliability diagrams, the bundled-models table,
+    the enrolment curve."""
+    return (*presentation.studies_view(), presentation.enrolment_study_view())
 
 
 def show_training(summary: dict):
@@ -328,6 +384,30 @@ def build_demo() -> gr.Blocks:
                         verdict = gr.Markdown("Record or upload a clip, then press Predict.", elem_id="verdict")
                         label = gr.Label(label="Emotion", num_top_classes=3, elem_id="emotion")
                         bar = gr.Plot(label="Probabilities", elem_id="probabilities")
+                with gr.Accordion("Adapt to my voice", open=False, elem_id="voice"):
+                    voice_md = gr.Markdown(enrolment.status(None)["message"], elem_id="voice-status")
+                    with gr.Row():
+                        voice_audio = gr.Audio(sources=["upload", "microphone"], type="filepath",
+                                               label="A clip of your voice (a sentence, any mood)", elem_id="voice-audio")
+                        with gr.Column():
+                            voice_add_btn = gr.Button("Add this clip to my voice profile", variant="primary",
+                                                      elem_id="voice-add-btn")
+                            voice_download = gr.DownloadButton("Download my voice profile (JSON)", visible=False,
+                                                               elem_id="voice-download")
+                            voice_upload_btn = gr.UploadButton("Upload a voice profile (JSON)", file_types=[".json"],
+                                                               elem_id="voice-upload")
+                            voice_clear_btn = gr.Button("Clear my voice profile", variant="stop", elem_id="voice-clear")
+                    gr.Markdown("Your profile is statistics of your clips' features (no audio), kept in this browser "
+                                "session only: nobody else's predictions use it, and it is gone when you close the page "
+                                "(download it to keep it). The openSMILE model and the ensemble adapt; the MLP and the "
+                                "CNN cannot and say so.", elem_id="voice-privacy")
+                    timeline_adapt = gr.Radio([("Automatic", "auto"), ("Always", "self"), ("Never", "off")],
+                                              value="auto", label="Timelines: adapt to the recording's own voice "
+                                                                  "(one speaker assumed)", elem_id="timeline-adapt")
+                voice = gr.State(None)  # this session's SpeakerProfile (never module-level: never shared)
+                api_profile = gr.JSON(value=None, visible=False)  # the API's profile argument (the page sends none)
+                enroll_files = gr.File(file_count="multiple", type="filepath", visible=False)
+                enroll_json = gr.JSON(visible=False)
                 timeline_note = gr.Markdown(elem_id="timeline-note")
                 timeline_plot = gr.Plot(label="Emotion timeline", visible=False, elem_id="timeline")
                 with gr.Row():
@@ -463,32 +543,48 @@ def build_demo() -> gr.Blocks:
                         reliability_mlp = gr.Plot(label="MLP confidence", elem_id="reliability-mlp")
                         reliability_cnn = gr.Plot(label="CNN confidence", elem_id="reliability-cnn")
                     studies_md = gr.Markdown(elem_id="studies-table")
+                    enrolment_plot = gr.Plot(label="Adapting to a voice: UAR against enrolment clips",
+                                             elem_id="enrolment-plot")
 
         # -- wiring -----------------------------------------------------------------------------
         clip_actions = [predict_btn, analyze_btn, explain_btn]  # CLIP_ACTIONS of them
         audio.start_recording(recording_started, None, clip_actions, api_name="recording_started", **render)
         audio.change(clear_results, None, [label, bar, verdict, timeline_plot, timeline_note, *clip_actions],
                      api_name="clear_results", **render)
-        predicted = predict_btn.click(predict, [audio, model], prediction_json, api_name="predict", **inference)
+        predicted = predict_btn.click(predict, [audio, model, api_profile, voice], prediction_json, api_name="predict",
+                                      **inference)
         # the baseline of bench/load.py: same upload, same queue settings, no work; not in the API docs
         gr.Button(visible=False, elem_id="noop-btn").click(noop, audio, None, api_name="noop",
                                                            api_visibility="undocumented", **inference)
         predicted.success(show_prediction, prediction_json, [label, bar, verdict], api_name="show_prediction",
                           **render)
-        predicted.success(timeline, [audio, model], timeline_json, api_name="timeline", show_progress_on=timeline_note,
+        predicted.success(timeline, [audio, model, api_profile, timeline_adapt, voice], timeline_json, api_name="timeline",
+                          show_progress_on=timeline_note,
                           **inference).success(
             show_timeline, timeline_json, [timeline_plot, timeline_note], api_name="show_timeline", **render).success(
             timeline_files, timeline_json, timeline_downloads, api_name="timeline_files", **render)
         explain_btn.click(explain, [audio, model], explain_json, api_name="explain", **inference).success(
             show_explanation, explain_json, explain_plot, api_name="show_explanation", **render)
-        live_audio.stream(live, [live_audio, live_state, model], [live_state, live_label, live_md], stream_every=1.0,
+        live_audio.stream(live, [live_audio, live_state, model, voice], [live_state, live_label, live_md], stream_every=1.0,
                           time_limit=LIVE_TIME_LIMIT_S, api_visibility="private", validator=live_ready,
                           concurrency_limit=LIVE_STREAMS, concurrency_id="live")
         live_audio.stop_recording(live_stop, live_state, [live_state, live_md], api_visibility="private",
                                   concurrency_limit=None)
-        batch_btn.click(predict_batch, [batch_files, batch_model], batch_json, api_name="predict_batch",
+        batch_btn.click(predict_batch, [batch_files, batch_model, api_profile], batch_json, api_name="predict_batch",
                         **inference).success(show_batch, batch_json, [batch_table, batch_csv], api_name="show_batch",
                                              **render)
+        # adapt to my voice: the session's profile (private events) and the API's /enroll (no session)
+        gr.Button(visible=False, elem_id="enroll-btn").click(enroll, [enroll_files, api_profile], enroll_json,
+                                                             api_name="enroll", **inference)
+        voice_audio.start_recording(lambda: gr.Button(interactive=False), None, voice_add_btn,
+                                    api_name="voice_recording_started", **render)
+        voice_audio.change(lambda: gr.Button(interactive=True), None, voice_add_btn, api_name="voice_clip_changed",
+                           **render)
+        voice_add_btn.click(voice_add, [voice_audio, voice], [voice, voice_md, voice_download, voice_audio],
+                            api_name="voice_add", api_visibility="private", **inference)
+        voice_upload_btn.upload(voice_upload, [voice_upload_btn, voice], [voice, voice_md, voice_download],
+                                api_name="voice_upload", api_visibility="private", **inference)
+        voice_clear_btn.click(voice_clear, None, [voice, voice_md, voice_download], api_name="voice_clear", **render)
         analyze_btn.click(analyze, audio, analysis_json, api_name="analyze", show_progress_on=numbers,
                           **inference).success(
             show_analysis, analysis_json, [numbers, *(plots[k] for k in presentation.MATH_FIGURES)],
@@ -504,7 +600,8 @@ def build_demo() -> gr.Blocks:
         models_tab.select(**listing, api_name="models_on_select", api_visibility="undocumented").success(
             show_models, models_json, [table, serving_md, m_version], api_name="show_models_on_select", **render)
         # built when first opened, not at start-up (~90 ms of figures nobody may look at)
-        studies_box.expand(show_studies, None, [robustness_plot, reliability_mlp, reliability_cnn, studies_md],
+        studies_box.expand(show_studies, None, [robustness_plot, reliability_mlp, reliability_cnn, studies_md,
+                                                enrolment_plot],
                            api_name="show_studies", **render)
         admin = dict(outputs=action_json, concurrency_limit=1, concurrency_id="admin")
         use_btn.click(use_version, [m_kind, m_version, m_token], api_name="use_version", **admin)

@@ -57,7 +57,7 @@ def hub_endpoint():
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, ravdess_dir, hub_endpoint):
     tmp = tmp_path_factory.mktemp("app-api")
-    models = models_copy(tmp / "models", ravdess_dir, kinds=("mlp", "cnn"))  # never the ensemble
+    models = models_copy(tmp / "models", ravdess_dir, kinds=("mlp", "cnn", "smile"))  # never the ensemble
     env = server_env(models, free_port(), ravdess_dir, SER_MAX_BYTES=str(MAX_BYTES),
                      GRADIO_TEMP_DIR=str(tmp / "gradio"), HF_ENDPOINT=hub_endpoint, HF_HUB_OFFLINE="0",
                      HF_HOME=str(tmp / "hf"))
@@ -88,10 +88,20 @@ def check_prediction(r: dict, *, model: str = "mlp") -> None:
 
 def test_every_action_is_a_named_endpoint(client):
     api = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
-    assert {"/predict", "/timeline", "/analyze", "/train", "/models", "/use_version", "/push", "/pull"} <= set(api)
-    assert not any(name.startswith("/show_") for name in api)  # renderers stay private
-    params = [p["parameter_name"] for p in api["/predict"]["parameters"]]
-    assert params == ["audio", "model"]
+    assert {"/predict", "/timeline", "/analyze", "/enroll", "/train", "/models", "/use_version", "/push",
+            "/pull"} <= set(api)
+    assert not any(name.startswith(("/show_", "/voice_")) for name in api)  # renderers and session events stay private
+
+    def params(name):
+        return [(p["parameter_name"], p["parameter_has_default"], p["parameter_default"])
+                for p in api[name]["parameters"]]
+
+    # the profile is optional everywhere (callers without it keep working); the session's own never shows
+    assert params("/predict") == [("audio", False, None), ("model", True, "mlp"), ("profile", True, None)]
+    assert params("/timeline") == [("audio", False, None), ("model", True, "mlp"), ("profile", True, None),
+                                   ("adapt", True, "auto")]
+    assert params("/predict_batch") == [("files", False, None), ("model", True, "mlp"), ("profile", True, None)]
+    assert params("/enroll") == [("clips", False, None), ("profile", True, None)]
 
 
 def test_predict_a_ravdess_clip(client, clips):
@@ -189,6 +199,101 @@ def test_predict_with_the_cnn_when_bundled(server, client, clips):
     check_prediction(client.predict(handle_file(str(clips["angry"])), "cnn", api_name="/predict"), model="cnn")
     r = client.predict(handle_file(str(clips["sad"])), "cnn", api_name="/timeline")
     assert r["model"] == "cnn" and r["segments"]
+
+
+# -- adapt to my voice (issue 15) ------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def voice(ravdess_dir, server) -> list[Path]:
+    """Actor 06's clips (emotions mixed), for a server with the bundled openSMILE model."""
+    if not (server["models"] / "smile").exists():
+        pytest.skip("no openSMILE model bundled in models/smile")
+    files = sorted((ravdess_dir / "Actor_06").glob("*.flac"))
+    if len(files) < 60:
+        pytest.skip("RAVDESS actor 06 not found")
+    return files
+
+
+@pytest.fixture(scope="module")
+def enrolled(client, voice) -> dict:
+    """Four clips of actor 06 enrolled one at a time, as a page adds them; the profile after each."""
+    profiles, profile = [], None
+    for path in voice[0:40:10]:
+        profile = client.predict([handle_file(str(path))], profile, api_name="/enroll")
+        profiles.append(profile)
+    return {"steps": profiles, "profile": profile}
+
+
+def test_enroll_then_predict_adapted_on_real_clips(client, voice, enrolled):
+    assert [p["n_clips"] for p in enrolled["steps"]] == [1, 2, 3, 4]
+    profile, clip = enrolled["profile"], handle_file(str(voice[55]))
+    plain = client.predict(clip, "smile", api_name="/predict")
+    adapted = client.predict(clip, "smile", profile, api_name="/predict")
+    check_prediction(plain, model="smile")
+    check_prediction(adapted, model="smile")
+    assert not plain["adapted"] and plain["adaptation"] == {"adapted": False, "n_clips": None, "note": ""}
+    assert adapted["adapted"] and adapted["adaptation"] == {"adapted": True, "n_clips": 4,
+                                                            "note": "adapted to your voice (4 clips)"}
+    assert adapted["probabilities"] != plain["probabilities"]
+    # 3 clips are not enough yet: unadapted, and the result says how many more
+    early = client.predict(clip, "smile", enrolled["steps"][2], api_name="/predict")
+    assert not early["adapted"] and "3 clips enrolled, 1 more needed" in early["adaptation"]["note"]
+    assert early["probabilities"] == plain["probabilities"]
+    # a model that cannot adapt says so plainly and predicts as without a profile
+    mlp = client.predict(clip, "mlp", profile, api_name="/predict")
+    assert not mlp["adapted"] and "MLP model cannot adapt" in mlp["adaptation"]["note"]
+    assert mlp["probabilities"] == client.predict(clip, "mlp", api_name="/predict")["probabilities"]
+
+
+def test_profile_json_round_trips_through_the_api(client, voice, enrolled):
+    from ser.models.speaker import SpeakerProfile
+
+    profile = enrolled["profile"]
+    text = json.dumps(profile)
+    assert SpeakerProfile.from_json(text).to_dict() == profile  # exact: float32 values written exactly
+    clip = handle_file(str(voice[56]))
+    assert (client.predict(clip, "smile", text, api_name="/predict")
+            == client.predict(clip, "smile", profile, api_name="/predict"))
+    more = client.predict([handle_file(str(voice[45]))], text, api_name="/enroll")  # text in, more clips
+    assert more["n_clips"] == 5 and more["spaces"].keys() == profile["spaces"].keys()
+    at_once = client.predict([handle_file(str(p)) for p in [*voice[0:40:10], voice[45]]], api_name="/enroll")
+    for key, space in at_once["spaces"].items():
+        np.testing.assert_allclose(more["spaces"][key]["mean"], space["mean"], rtol=1e-4, atol=1e-5)
+
+
+def test_timeline_and_batch_take_the_profile(client, voice, enrolled, tmp_path):
+    profile = enrolled["profile"]
+    r = client.predict(handle_file(str(voice[50])), "smile", profile, api_name="/timeline")
+    assert r["adaptation"]["source"] == "profile" and r["adaptation"]["note"] == "adapted to your voice (4 clips)"
+    joined = tmp_path / "six.wav"
+    parts = [np.concatenate([sf.read(p)[0], np.zeros(12_000)]) for p in voice[46:52]]
+    sf.write(joined, np.concatenate(parts), 16_000)
+    own = client.predict(handle_file(str(joined)), "smile", None, "self", api_name="/timeline")
+    assert own["adaptation"]["source"] == "self" and own["adaptation"]["n_clips"] == len(own["segments"]) >= 4
+    off = client.predict(handle_file(str(joined)), "smile", None, "off", api_name="/timeline")
+    assert not off["adaptation"]["adapted"] and len(off["segments"]) == len(own["segments"])
+    rows = client.predict([handle_file(str(p)) for p in voice[50:52]], "smile", profile, api_name="/predict_batch")
+    assert [row["adapted"] for row in rows] == [True, True] and all(row["emotion"] for row in rows)
+
+
+def test_bad_enrolment_input_is_refused_with_a_clear_message(client, voice, enrolled, cases, smile):
+    profile = enrolled["profile"]
+    with pytest.raises(AppError, match=r"clip 2 \(silence.wav\): .*silent"):
+        client.predict([handle_file(str(voice[47])), handle_file(str(cases["digital_silence_10s"].path))], profile,
+                       api_name="/enroll")
+    with pytest.raises(AppError, match=r"clip 1 \(notes.wav\): .*not audio"):
+        client.predict([handle_file(str(cases["text_as_wav"].path))], profile, api_name="/enroll")
+    with pytest.raises(AppError, match="Not a speaker profile: not valid JSON"):
+        client.predict(handle_file(str(voice[47])), "smile", '{"format": "ser.speaker', api_name="/predict")
+    with pytest.raises(AppError, match="Not a speaker profile"):
+        client.predict([handle_file(str(voice[47]))], {"mean": [1, 2]}, api_name="/enroll")
+    # a profile of other feature settings (the tiny eGeMAPS-only model's) is refused, not silently misused
+    foreign = smile.enroll([str(p) for p in voice[0:40:10]]).to_dict()
+    with pytest.raises(AppError, match="enrolled for other features"):
+        client.predict(handle_file(str(voice[47])), "smile", foreign, api_name="/predict")
+    with pytest.raises(AppError, match="enrolled for other features"):
+        client.predict([handle_file(str(voice[47]))], foreign, api_name="/enroll")
+    # the caller's profile still works as before
+    assert client.predict(handle_file(str(voice[55])), "smile", profile, api_name="/predict")["adapted"]
 
 
 def test_models_lists_versions_with_metadata(client):

@@ -8,10 +8,14 @@ Screenshots of every tab go to ``test-output/screenshots/``.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
 from pathlib import Path
+
+import numpy as np
+import soundfile as sf
 
 import pytest
 
@@ -31,7 +35,7 @@ TIMEOUT_MS = 60_000
 @pytest.fixture(scope="module")
 def url(tmp_path_factory, ravdess_dir):
     tmp = tmp_path_factory.mktemp("app-browser")
-    models = models_copy(tmp / "models", ravdess_dir)
+    models = models_copy(tmp / "models", ravdess_dir, kinds=("mlp", "smile"))  # smile: adapt to a voice
     env = server_env(models, free_port(), ravdess_dir, GRADIO_TEMP_DIR=str(tmp / "gradio"))
     with running_app(env, REPO / "test-output" / "app_browser_server.log") as (served, _):
         yield served
@@ -193,3 +197,126 @@ def test_train_tab_trains_a_small_mlp_and_shows_metrics(page):
     assert "telephone" in page.locator("#robustness-plot").inner_text()
     page.locator("#reliability-mlp .js-plotly-plot").wait_for()
     shot(page, "4-models")
+
+
+# -- adapt to my voice: each browser session its own profile ---------------------------------------
+def open_voice_panel(page) -> None:
+    page.locator("#voice").get_by_text("Adapt to my voice").click()
+    page.locator("#voice-add-btn").wait_for()
+
+
+def add_voice_clip(page, path: Path) -> None:
+    page.locator("#voice-audio input[type=file]").first.set_input_files(str(path))
+    page.locator("#voice-audio button.play-pause-button, #voice-audio audio").first.wait_for(state="attached")
+    page.locator("#voice-add-btn").click()
+
+
+def voice_status(page, text: str) -> None:
+    page.locator("#voice-status").get_by_text(text).wait_for()
+
+
+def downloaded_profile(page) -> dict:
+    with page.expect_download() as download:
+        page.locator("#voice-download").click()
+    return json.loads(Path(download.value.path()).read_text(encoding="utf-8"))
+
+
+def upload_profile(page, path: Path) -> None:
+    with page.expect_file_chooser() as chooser:  # the UploadButton's input is not inside its element
+        page.locator("#voice-upload").click()
+    chooser.value.set_files(str(path))
+
+
+def predict_with(page, clip: Path, model: str) -> str:
+    """Predict ``clip`` with ``model`` (its radio label); the verdict's text once it is this clip's."""
+    page.locator("#model").get_by_text(model, exact=True).click()
+    clear = page.locator("#audio button[aria-label='Clear']")
+    if clear.count():  # a clip from before: remove it, so the file input is back
+        clear.first.click()
+        page.locator("#audio input[type=file]").first.wait_for(state="attached")
+    upload(page, clip)
+    page.locator("#verdict").get_by_text("Press Predict for this clip.").wait_for()  # the previous result is gone
+    page.locator("#predict-btn").click()
+    page.locator("#verdict h3").wait_for()
+    return page.locator("#verdict").inner_text()
+
+
+def test_two_sessions_enrol_different_voices_and_never_see_each_others(browser, url, ravdess_dir, tmp_path):
+    a_clips = sorted((ravdess_dir / "Actor_06").glob("*.flac"))
+    b_clips = sorted((ravdess_dir / "Actor_07").glob("*.flac"))
+    if len(a_clips) < 60 or not b_clips:
+        pytest.skip("RAVDESS actors 06 and 07 not found")
+    probe, other_probe = a_clips[55], a_clips[57]
+    contexts = [browser.new_context(accept_downloads=True, viewport={"width": 1280, "height": 1200}) for _ in "ab"]
+    try:
+        a, b = (ctx.new_page() for ctx in contexts)
+        for pg in (a, b):
+            pg.set_default_timeout(TIMEOUT_MS)
+            pg.goto(url)
+            open_voice_panel(pg)
+            voice_status(pg, "No voice profile")
+        # A enrols four clips one after another (the count grows), B one clip, interleaved
+        for i, clip in enumerate(a_clips[0:40:10]):
+            add_voice_clip(a, clip)
+            voice_status(a, f"{i + 1} of 4 clips enrolled" if i < 3 else "4 clips enrolled: predictions adapt")
+            if i == 1:
+                add_voice_clip(b, b_clips[0])
+                voice_status(b, "1 of 4 clips enrolled")
+        shot(a, "1-voice-enrolled")
+        # the same clip: adapted in A, not (yet) in B, each saying so
+        assert "adapted to your voice (4 clips)" in predict_with(a, probe, "openSMILE")
+        text_b = predict_with(b, probe, "openSMILE")
+        assert "not adapted yet: 1 clip enrolled, 3 more needed" in text_b and "(4 clips)" not in text_b
+        profile_a, profile_b = downloaded_profile(a), downloaded_profile(b)
+        assert profile_a["n_clips"] == 4 and profile_b["n_clips"] == 1
+        assert profile_a["spaces"].keys() == profile_b["spaces"].keys()
+        # bad input in A: a clear message, and A's profile stays as it was
+        broken = tmp_path / "broken.json"
+        broken.write_text('{"format": "ser.speaker_profile", "schema": 1, "spaces": ')
+        upload_profile(a, broken)
+        a.get_by_text(re.compile("Not a speaker profile: not valid JSON")).first.wait_for()
+        silence = tmp_path / "silence.wav"
+        sf.write(silence, np.zeros(3 * 16_000, np.float32), 16_000)
+        add_voice_clip(a, silence)
+        a.get_by_text(re.compile(r"this clip: .*silent")).first.wait_for()
+        voice_status(a, "4 clips enrolled: predictions adapt")
+        assert downloaded_profile(a) == profile_a
+        assert "adapted to your voice (4 clips)" in predict_with(a, other_probe, "openSMILE")
+        # a model that cannot adapt says so plainly
+        assert "MLP model cannot adapt" in predict_with(a, probe, "MLP")
+        # B takes A's downloaded profile (a JSON round trip through the page); A clears its own
+        mine = tmp_path / "voice_profile.json"
+        mine.write_text(json.dumps(profile_a))
+        upload_profile(b, mine)
+        voice_status(b, "4 clips enrolled: predictions adapt")
+        a.locator("#voice-clear").click()
+        voice_status(a, "No voice profile")
+        text_a = predict_with(a, other_probe, "openSMILE")
+        assert "adapted" not in text_a  # no profile in A any more: nothing to say about one
+        assert "adapted to your voice (4 clips)" in predict_with(b, other_probe, "openSMILE")
+        assert downloaded_profile(b) == profile_a
+    finally:
+        for ctx in contexts:
+            ctx.close()
+
+
+def test_live_results_of_an_enrolled_session_are_adapted(page, ravdess_dir):
+    clips = sorted((ravdess_dir / "Actor_06").glob("*.flac"))[0:40:10]
+    open_voice_panel(page)
+    for clip in clips:
+        add_voice_clip(page, clip)
+    voice_status(page, "4 clips enrolled: predictions adapt")
+    page.locator("#model").get_by_text("openSMILE", exact=True).click()
+    page.locator("#live").get_by_text("Live microphone").click()
+    page.locator("#live-audio button.record-button").click()
+    page.locator("#live-status").get_by_text(re.compile(r"Speech · \d+ s · ✔ adapted to your voice \(4 clips\)")).wait_for()
+    page.locator("#live-audio button.stop-button:visible").click()
+    page.locator("#live-status").get_by_text("Stopped after").wait_for()
+
+
+def test_models_tab_shows_the_enrolment_curve(page):
+    page.get_by_role("tab", name="Models").click()
+    page.locator("#studies").get_by_text("How the models hold up").click()
+    page.locator("#enrolment-plot .js-plotly-plot").wait_for()
+    assert "UAR against k random enrolment clips" in page.locator("#enrolment-plot .gtitle").text_content()
+    assert "RAVDESS → TESS" in page.locator("#enrolment-plot").text_content()  # the legend
