@@ -48,7 +48,7 @@ from ser.serving import enrolment  # noqa: E402
 from ser.serving import presentation  # noqa: E402
 from ser.serving import service  # noqa: E402
 from ser.serving import timeline as ser_timeline  # noqa: E402
-from ser.serving.guards import RefuseNul  # noqa: E402
+from ser.serving.guards import RefuseNul, TrailingDefaults  # noqa: E402
 from ser.serving.scratch import ScratchFolder  # noqa: E402
 from ser.serving.streams import StreamGate  # noqa: E402
 
@@ -618,6 +618,13 @@ SCRATCH = ScratchFolder(Path(demo.GRADIO_CACHE) / f"ser-{os.getpid()}", ttl_s=UP
                         max_bytes=settings.scratch_max_bytes())
 
 
+def api_defaults(blocks: gr.Blocks) -> dict[str, list[tuple[bool, object]]]:
+    """Each named endpoint's parameters as ``(has_default, default)``: plain HTTP calls may leave out the
+    optional ones at the end (:class:`~ser.serving.guards.TrailingDefaults`), e.g. ``profile`` on /predict."""
+    return {name: [(bool(p.get("parameter_has_default")), p.get("parameter_default")) for p in info["parameters"]]
+            for name, info in blocks.get_api_info()["named_endpoints"].items()}
+
+
 def limit_malloc_arenas(n: int = 2) -> None:
     """At most ``n`` glibc malloc arenas (as ``MALLOC_ARENA_MAX=n``; an explicit setting wins).
 
@@ -662,7 +669,8 @@ def main(argv: list[str] | None = None) -> int:
     # run_history off: the browser would keep every call's inputs, admin and Hub tokens included
     launch = dict(server_name=args.host, server_port=args.port, max_file_size=settings.max_bytes(),
                   prevent_thread_lock=True, show_error=False, run_history=False,
-                  app_kwargs={"middleware": [Middleware(RefuseNul)]})
+                  app_kwargs={"middleware": [Middleware(RefuseNul),
+                                             Middleware(TrailingDefaults, defaults=api_defaults(app))]})
     if settings.flag("SER_MCP"):  # predict/analyze/timeline as MCP tools; needs the gradio[mcp] extra
         try:
             import mcp  # noqa: F401

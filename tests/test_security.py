@@ -87,7 +87,9 @@ def upload(url: str, path: Path) -> dict:
 
 
 def start(url: str, name: str, data: list, headers: dict | None = None) -> httpx.Response:
-    """``POST /gradio_api/call/<name>``: the event id (200) or a refusal; the answer is never read here."""
+    """``POST /gradio_api/call/<name>``: the event id (200) or a refusal; the answer is never read here.
+    The private live event takes what the page sends: chunk, stream state, model, the session's voice profile
+    (the states as ``None``: the server uses the session's own)."""
     return httpx.post(url + f"gradio_api/call/{name}", json={"data": data}, headers=headers or {}, timeout=30)
 
 
@@ -118,7 +120,7 @@ def timed_predict(client: Client, clip: Path, api_name: str = "/predict", timeou
 def test_a_live_stream_without_audio_is_refused_at_once(server):
     t0 = time.monotonic()
     for _ in range(5):  # the issue's call, several times
-        r = start(server["url"], "live", [None, None, "mlp"])
+        r = start(server["url"], "live", [None, None, "mlp", None])
         assert r.status_code == 422
         assert "No audio" in json.dumps(r.json())
     assert time.monotonic() - t0 < 5
@@ -130,10 +132,10 @@ def test_unread_live_streams_leave_predictions_alone_and_one_client_holds_its_sh
     chunk = upload(url, clip)
     ids = []
     for _ in range(PER_CLIENT):  # streams with audio whose answers are never read
-        r = start(url, "live", [chunk, None, "mlp"])
+        r = start(url, "live", [chunk, None, "mlp", None])
         assert r.status_code == 200, r.text
         ids.append(r.json()["event_id"])
-    refused = start(url, "live", [chunk, None, "mlp"])  # one more from the same client: over its share
+    refused = start(url, "live", [chunk, None, "mlp", None])  # one more from the same client: over its share
     assert refused.status_code == 422 and f"the limit is {PER_CLIENT}" in json.dumps(refused.json())
     time.sleep(0.5)
     # both inference places are free: /predict and /analyze answer as fast as before (not after 600 s)
@@ -146,7 +148,7 @@ def test_unread_live_streams_leave_predictions_alone_and_one_client_holds_its_sh
         assert kind == "complete"
     assert time.monotonic() - t0 < IDLE_S + 10
     time.sleep(0.5)
-    again = start(url, "live", [chunk, None, "mlp"])  # the places are free again
+    again = start(url, "live", [chunk, None, "mlp", None])  # the places are free again
     assert again.status_code == 200
     kind, _ = last_event(url, "live", again.json()["event_id"], timeout=IDLE_S + 30)
     assert kind == "complete"
@@ -156,7 +158,7 @@ def test_a_live_stream_answers_each_chunk(server, clip):
     """The fix keeps the stream itself working: chunks sent to /stream/<id> are answered."""
     url = server["url"]
     chunk = upload(url, clip)
-    r = start(url, "live", [chunk, None, "mlp"])
+    r = start(url, "live", [chunk, None, "mlp", None])
     assert r.status_code == 200
     event_id = r.json()["event_id"]
     events: list[str] = []
@@ -172,7 +174,7 @@ def test_a_live_stream_answers_each_chunk(server, clip):
     for _ in range(2):
         time.sleep(1.0)
         sent = httpx.post(url + f"gradio_api/stream/{event_id}",
-                          json={"data": [chunk, None, "mlp"], "fn_index": 0, "session_hash": event_id}, timeout=30)
+                          json={"data": [chunk, None, "mlp", None], "fn_index": 0, "session_hash": event_id}, timeout=30)
         assert sent.status_code in (200, 422), sent.text  # 200: taken; the event id is what counts
     reader.join(timeout=IDLE_S + 30)
     assert events and events[-1] == "complete" and "generating" in events
