@@ -300,20 +300,6 @@ def test_two_sessions_enrol_different_voices_and_never_see_each_others(browser, 
             ctx.close()
 
 
-def test_live_results_of_an_enrolled_session_are_adapted(page, ravdess_dir):
-    clips = sorted((ravdess_dir / "Actor_06").glob("*.flac"))[0:40:10]
-    open_voice_panel(page)
-    for clip in clips:
-        add_voice_clip(page, clip)
-    voice_status(page, "4 clips enrolled: predictions adapt")
-    page.locator("#model").get_by_text("openSMILE", exact=True).click()
-    page.locator("#live").get_by_text("Live microphone").click()
-    page.locator("#live-audio button.record-button").click()
-    page.locator("#live-status").get_by_text(re.compile(r"Speech · \d+ s · ✔ adapted to your voice \(4 clips\)")).wait_for()
-    page.locator("#live-audio button.stop-button:visible").click()
-    page.locator("#live-status").get_by_text("Stopped after").wait_for()
-
-
 def test_models_tab_shows_the_enrolment_curve(page):
     page.get_by_role("tab", name="Models").click()
     page.locator("#studies").get_by_text("How the models hold up").click()

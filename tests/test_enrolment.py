@@ -151,3 +151,20 @@ def test_batch_and_timeline_use_the_profile(registry, voice, four):
                                 "note": "adapted to your voice (4 clips)"}
     plain = service.timeline(voice[50], "smile", registry=registry)
     assert not plain["adaptation"]["adapted"]
+
+
+def test_live_results_use_the_profile_by_the_same_rule(registry, voice, four):
+    """The live stream of a session with a profile: each window adapted, and the result says so (the page's
+    status line); a model that cannot adapt, or a profile not ready, is unadapted and says why."""
+    from ser.serving.timeline import StreamState
+
+    y = registry.get("smile").load(voice[52])
+    chunk = (16_000, y[: 3 * 16_000])
+    state, adapted = service.live_update(StreamState(), chunk, "smile", registry=registry, profile=four)
+    assert adapted["status"] == "speech" and adapted["adapted"]
+    assert adapted["adaptation"] == {"adapted": True, "n_clips": 4, "note": "adapted to your voice (4 clips)"}
+    _, plain = service.live_update(StreamState(), chunk, "smile", registry=registry)
+    assert not plain["adapted"] and plain["window"] != adapted["window"]
+    one = enrolment.add_clips(voice[:1], registry=registry)
+    _, early = service.live_update(StreamState(), chunk, "smile", registry=registry, profile=one)
+    assert not early["adapted"] and early["window"] == plain["window"] and "3 more needed" in early["adaptation"]["note"]
