@@ -192,15 +192,12 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     started = time.time()
     body = run(args)
-    report = {
+    libraries = {k: v for k, v in library_note().items() if k not in ("mlp_params", "search")}  # no MLP here
+    save_json(args.out, {
         "study": "timeline self-adaptation: a recording of k clips of one unseen actor, adapted to its own segments",
         "how": __doc__.split("Usage::")[0].split("Protocol: ")[1].strip(),
-        "ks": sorted(args.ks), "draws": args.draws, "gap_s": GAP_S, **body, **library_note(),
-        "seconds": round(time.time() - started),
-    }
-    report.pop("mlp_params", None)
-    report.pop("search", None)
-    save_json(args.out, report)
+        "ks": sorted(args.ks), "draws": args.draws, "gap_s": GAP_S, **body, **libraries,
+        "seconds": round(time.time() - started)})
     return 0
 
 

@@ -22,6 +22,32 @@ _CALLS = ("/gradio_api/call/", "/gradio_api/queue/join", "/gradio_api/run/", "/g
           "/gradio_api/stream/")
 
 
+async def _body(receive) -> bytes | None:
+    """A request's whole body (``None`` when the client went away first)."""
+    chunks, more = [], True
+    while more:
+        message = await receive()
+        if message["type"] != "http.request":
+            return None
+        chunks.append(message.get("body", b""))
+        more = message.get("more_body", False)
+    return b"".join(chunks)
+
+
+def _replay(body: bytes, receive):
+    """An ASGI ``receive`` that hands ``body`` on once, then what the client sends (a disconnect)."""
+    replayed = False
+
+    async def replay():
+        nonlocal replayed
+        if not replayed:
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
+
+
 class RefuseNul:
     """ASGI middleware: a POST to one of the calling routes whose body holds a NUL character (raw or
     as the JSON escape ``\\u0000``) is answered ``400`` with :data:`NUL_MESSAGE`; everything else
@@ -35,14 +61,9 @@ class RefuseNul:
                 route in scope.get("path", "") for route in _CALLS):
             await self.app(scope, receive, send)
             return
-        chunks, more = [], True
-        while more:
-            message = await receive()
-            if message["type"] != "http.request":  # the client went away
-                return
-            chunks.append(message.get("body", b""))
-            more = message.get("more_body", False)
-        body = b"".join(chunks)
+        body = await _body(receive)
+        if body is None:  # the client went away
+            return
         if b"\\u0000" in body or b"\x00" in body:
             payload = json.dumps({"detail": NUL_MESSAGE, "error": NUL_MESSAGE}).encode()
             await send({"type": "http.response.start", "status": 400,
@@ -50,16 +71,7 @@ class RefuseNul:
                                     (b"content-length", str(len(payload)).encode())]})
             await send({"type": "http.response.body", "body": payload})
             return
-        replayed = False
-
-        async def replay():
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
-
-        await self.app(scope, replay, send)
+        await self.app(scope, _replay(body, receive), send)
 
 
 _CALL = "/gradio_api/call/"
@@ -105,23 +117,10 @@ class TrailingDefaults:
         if not name or "/" in name or name not in self.defaults:
             await self.app(scope, receive, send)
             return
-        chunks, more = [], True
-        while more:
-            message = await receive()
-            if message["type"] != "http.request":  # the client went away
-                return
-            chunks.append(message.get("body", b""))
-            more = message.get("more_body", False)
-        body = self.padded(name, b"".join(chunks))
+        body = await _body(receive)
+        if body is None:  # the client went away
+            return
+        body = self.padded(name, body)
         headers = [(k, v) for k, v in scope.get("headers", []) if k.lower() != b"content-length"]
         scope = {**scope, "headers": [*headers, (b"content-length", str(len(body)).encode())]}
-        replayed = False
-
-        async def replay():
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
-
-        await self.app(scope, replay, send)
+        await self.app(scope, _replay(body, receive), send)
