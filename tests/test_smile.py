@@ -19,8 +19,11 @@ def test_both_sets_give_named_finite_rows(voiced_signal):
     assert x.shape == (6373 + 88,) and len(names) == len(x) and x.dtype == np.float32
     assert np.isfinite(x).all()
     assert names[0].startswith("ComParE_2016:") and names[-1].startswith("eGeMAPSv02:")
+    # the two sets run side by side in threads; each part equals the set computed alone, in this thread
     small = smile_features(voiced_signal, config=SmileConfig(feature_sets=("eGeMAPSv02",)))
     np.testing.assert_array_equal(small, x[6373:])
+    big = smile_features(voiced_signal, config=SmileConfig(feature_sets=("ComParE_2016",)))
+    np.testing.assert_array_equal(big, x[:6373])
 
 
 def test_short_and_silent_clips_still_give_finite_rows():
@@ -34,6 +37,29 @@ def test_threads_get_their_own_instances_and_the_same_answer(voiced_signal):
                              range(8)))
     for r in rows:
         np.testing.assert_array_equal(r, ref)
+
+
+def test_concurrent_callers_share_the_side_by_side_threads(voiced_signal):
+    ref = smile_features(voiced_signal)
+    with ThreadPoolExecutor(4) as pool:
+        rows = list(pool.map(lambda g: smile_features(voiced_signal * g), (1.0, 0.5) * 4))
+    half = smile_features(voiced_signal * 0.5)
+    for r, expected in zip(rows, (ref, half) * 4):
+        np.testing.assert_array_equal(r, expected)
+
+
+def _features_in_child(y: np.ndarray) -> np.ndarray:
+    return smile_features(y)
+
+
+def test_a_forked_child_computes_features_after_the_parent_did(voiced_signal):
+    """The parent's threads do not survive a fork; the child must make its own, not wait forever."""
+    import multiprocessing
+
+    ref = smile_features(voiced_signal)  # the parent's threads exist now
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        child = pool.apply_async(_features_in_child, (voiced_signal,)).get(timeout=120)
+    np.testing.assert_array_equal(child, ref)
 
 
 def test_bad_settings_and_input_say_what_is_accepted():
