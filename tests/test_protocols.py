@@ -87,6 +87,15 @@ def test_metrics_on_known_predictions():
     assert m["report"]["calm"]["recall"] == 1.0
 
 
+def test_uar_averages_over_the_emotions_the_test_clips_have():
+    """A corpus without calm (TESS) is not scored on a calm recall of 0 it cannot avoid."""
+    y_true = np.array([0, 0, 2, 2, 3, 3])  # no calm
+    y_pred = np.array([0, 1, 2, 2, 3, 1])  # calm predicted twice: errors, not a class to average
+    m = classification_metrics(y_true, y_pred, LABELS)
+    assert m["uar"] == pytest.approx((0.5 + 1 + 0.5) / 3)
+    assert m["macro_recall"] == m["uar"] and m["confusion"][0] == [1, 1, 0, 0]
+
+
 def test_confused_pairs_pool_both_directions():
     y_true = np.array([0, 1, 1, 0, 2])
     y_pred = np.array([1, 0, 0, 0, 3])

@@ -209,10 +209,13 @@ def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, labels: Seque
     """Accuracy, macro precision/recall/F1, UAR, confusion matrix and per-class report.
 
     ``uar`` (unweighted average recall) equals macro recall; both are kept under their usual names.
-    ``confusion[i][j]`` counts clips of ``labels[i]`` predicted as ``labels[j]``.
+    The macro averages run over the emotions the test clips have (a corpus without "calm" is not
+    scored on a recall of calm it cannot have). ``confusion[i][j]`` counts clips of ``labels[i]``
+    predicted as ``labels[j]``.
     """
     ids = list(range(len(labels)))
-    p, r, f, _ = precision_recall_fscore_support(y_true, y_pred, labels=ids, average="macro", zero_division=0)
+    present = [i for i in ids if np.any(np.asarray(y_true) == i)] or ids
+    p, r, f, _ = precision_recall_fscore_support(y_true, y_pred, labels=present, average="macro", zero_division=0)
     report = classification_report(y_true, y_pred, labels=ids, target_names=list(labels),
                                    output_dict=True, zero_division=0)
     return {
