@@ -110,6 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-importance", action="store_true", help="skip permutation importance")
     p.add_argument("--level-norm", action="store_true",
                    help="normalise each clip's active-speech level before the features (absolute level is not a cue)")
+    p.add_argument("--band-limit", type=float, default=None, metavar="HZ",
+                   help="mel bands, MFCCs and spectral contrast of the spectrum below HZ only (e.g. 7000: not the "
+                        "resampler's or codec's roll-off next to 8 kHz); default: up to 8 kHz")
     p.set_defaults(handler=_cmd_mlp)
 
     p = kinds.add_parser("smile", help="openSMILE ComParE + eGeMAPS functionals + regularised logistic regression",
@@ -306,7 +309,8 @@ def _cmd_mlp(args) -> int:
                             variants=() if args.no_augment else VARIANTS,
                             importance=not args.no_importance, seed=args.seed, n_jobs=args.jobs,
                             progress=_progress_printer(), data_root=args.data,
-                            config=FeatureConfig(level_db=TARGET_DBFS if args.level_norm else None))
+                            config=FeatureConfig(level_db=TARGET_DBFS if args.level_norm else None,
+                                                 band_limit=args.band_limit))
     saved = None if args.no_save else rec.save_pretrained(_models_root(args) / "mlp")
     _report(rec.metadata, saved)
     return 0

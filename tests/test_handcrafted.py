@@ -73,3 +73,20 @@ def test_level_normalised_features_ignore_gain_and_keep_the_old_cache_key(voiced
     np.testing.assert_allclose(loud, quiet, rtol=1e-3, atol=1e-3)
     raw_loud, raw_quiet = extract(voiced_signal), extract(voiced_signal * np.float32(0.05))
     assert np.abs(raw_loud - raw_quiet).max() > 1.0  # without it, level is in the features
+
+
+def test_band_limited_features_ignore_what_lies_above_the_limit(voiced_signal):
+    """What a channel puts next to 8 kHz (here: a tone at 7.8 kHz) moves no mel, MFCC or contrast column."""
+    cfg = FeatureConfig(band_limit=7000.0)
+    assert cfg.key() != FeatureConfig().key() and cfg.to_dict()["band_limit"] == 7000.0
+    assert "band_limit" not in FeatureConfig().to_dict()  # saved models without it keep their settings
+    t = np.arange(len(voiced_signal)) / 16000
+    floor = np.random.default_rng(0).normal(0, 0.003, len(t)).astype(np.float32)  # a real recording's noise floor
+    voiced_signal = voiced_signal + floor
+    hiss = voiced_signal + np.float32(0.05) * np.sin(2 * np.pi * 7800 * t).astype(np.float32)
+    names = np.array(feature_names(cfg))
+    spectral = np.array([n.startswith(("mel", "mfcc", "contrast")) for n in names])
+    clean, with_hiss = extract(voiced_signal, config=cfg), extract(hiss, config=cfg)
+    np.testing.assert_allclose(clean[spectral], with_hiss[spectral], rtol=1e-3, atol=0.1)  # dB, MFCC units
+    full_clean, full_hiss = extract(voiced_signal), extract(hiss)
+    assert np.abs(full_clean[spectral] - full_hiss[spectral]).max() > 5.0  # up to Nyquist, the tone shows

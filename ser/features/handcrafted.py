@@ -54,7 +54,9 @@ class FeatureConfig:
     ``n_fft=1024``, hop of ``160`` samples (10 ms). Pitch: YIN between ``fmin`` and ``fmax`` Hz.
     ``level_db``: scale each clip to this active-speech level first
     (:func:`ser.audio.level.normalize_level`), so absolute recording level is not a feature;
-    ``None`` keeps the level as recorded.
+    ``None`` keeps the level as recorded. ``band_limit``: mel bands, MFCCs and spectral contrast of
+    the spectrum below this frequency only (Hz); the band next to Nyquist holds mostly the resampler's
+    or codec's roll-off, a property of the channel, not the voice. ``None``: up to Nyquist.
     """
 
     sr: int = SAMPLE_RATE
@@ -70,11 +72,13 @@ class FeatureConfig:
     pitch_frame_length: int = 1024  # YIN needs >= 2 periods of fmin: 2 * 16000 / 60 = 533 samples
     delta_width: int = 9
     level_db: float | None = None
+    band_limit: float | None = None
 
     def to_dict(self) -> dict:
         d = asdict(self)
-        if d["level_db"] is None:  # models saved before the setting existed have the same key
-            del d["level_db"]
+        for optional in ("level_db", "band_limit"):
+            if d[optional] is None:  # models saved before the setting existed have the same key
+                del d[optional]
         return d
 
     def key(self) -> str:
@@ -146,7 +150,7 @@ def extract(y: np.ndarray, *, config: FeatureConfig = FeatureConfig()) -> np.nda
         y = np.pad(y, (0, config.pitch_frame_length - len(y)))
     S = magnitude(y, n_fft=config.n_fft, hop_length=config.hop_length, win_length=config.win_length)
     power = S**2
-    mel_fb = mel_filterbank(sr=config.sr, n_fft=config.n_fft, n_mels=config.n_mels)
+    mel_fb = mel_filterbank(sr=config.sr, n_fft=config.n_fft, n_mels=config.n_mels, fmax=config.band_limit)
     chroma_fb = chroma_filterbank(sr=config.sr, n_fft=config.n_fft, n_chroma=config.n_chroma)
     log_mel = librosa.power_to_db(mel_fb @ power, ref=1.0, amin=1e-10, top_db=None)
     mfcc = librosa.feature.mfcc(S=log_mel, n_mfcc=config.n_mfcc)
@@ -162,9 +166,7 @@ def extract(y: np.ndarray, *, config: FeatureConfig = FeatureConfig()) -> np.nda
         "mel": log_mel,
         "zcr": librosa.feature.zero_crossing_rate(y, frame_length=config.win_length,
                                                   hop_length=config.hop_length, center=True),
-        "contrast": librosa.feature.spectral_contrast(S=S, sr=config.sr, n_fft=config.n_fft,
-                                                      n_bands=config.n_contrast_bands,
-                                                      fmin=100.0),
+        "contrast": _contrast(S, config),
         "rms": librosa.feature.rms(S=S, frame_length=config.n_fft),
     }
     parts = []
@@ -174,6 +176,14 @@ def extract(y: np.ndarray, *, config: FeatureConfig = FeatureConfig()) -> np.nda
     parts.append(_pitch_stats(y, rms=frames["rms"][0], config=config))
     x = np.concatenate(parts).astype(np.float32)
     return np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)
+
+
+def _contrast(S: np.ndarray, config: FeatureConfig) -> np.ndarray:
+    """Spectral contrast ``[n_contrast_bands + 1, n_frames]`` of ``S`` below ``config.band_limit``."""
+    freq = librosa.fft_frequencies(sr=config.sr, n_fft=config.n_fft)
+    keep = slice(None) if config.band_limit is None else freq <= config.band_limit
+    return librosa.feature.spectral_contrast(S=S[keep], sr=config.sr, freq=freq[keep],
+                                             n_bands=config.n_contrast_bands, fmin=100.0)
 
 
 def _pitch_stats(y: np.ndarray, *, rms: np.ndarray, config: FeatureConfig) -> np.ndarray:
