@@ -59,11 +59,15 @@ def browser():
 def page(browser, url):
     ctx = browser.new_context(permissions=["microphone"], viewport={"width": 1280, "height": 1000})
     pg = ctx.new_page()
+    errors: list[str] = []  # page errors, console errors and warnings: printed at teardown, shown with a failure
+    pg.on("pageerror", lambda e: errors.append(f"page error: {e}"))
+    pg.on("console", lambda m: errors.append(f"console {m.type}: {m.text}") if m.type in ("error", "warning") else None)
     pg.set_default_timeout(TIMEOUT_MS)
     pg.goto(url)
     pg.locator("#predict-btn").wait_for()
     yield pg
     ctx.close()
+    print("\n".join(["browser console:", *errors]) if errors else "browser console: no errors or warnings")
 
 
 def shot(page, name: str) -> None:
@@ -74,6 +78,32 @@ def shot(page, name: str) -> None:
 def upload(page, path: Path) -> None:
     page.locator("#audio input[type=file]").first.set_input_files(str(path))
     page.locator("#audio button.play-pause-button, #audio audio").first.wait_for(state="attached")
+
+
+# Gradio's streaming gr.Audio builds its recorder asynchronously when it mounts (which, inside a closed
+# accordion, is when the accordion opens): it imports extendable-media-recorder and its WAV encoder,
+# starts the encoder's worker and registers it, and only then keeps the MediaRecorder class that Record
+# uses. Record pressed before that does nothing but "TypeError: ge is not a constructor" in the page
+# (the button turns into Stop and no chunk is ever sent). The recorder is ready when that module's
+# MediaRecorder supports audio/wav (Chromium's own does not); the module is found among the scripts the
+# page has loaded. Each poll asks again and answers with what the previous polls found (a predicate of
+# wait_for_function must answer synchronously: a promise counts as true at once).
+STREAMING_RECORDER_READY = """() => {
+    for (const src of performance.getEntriesByType("resource").map((e) => e.name)) {
+        if (!/\\/module-[\\w-]+\\.js$/.test(src)) continue;
+        import(src).then(({ MediaRecorder: recorder }) => {
+            if (recorder?.isTypeSupported?.("audio/wav")) window.serStreamingRecorderReady = true;
+        }, () => {});
+    }
+    return window.serStreamingRecorderReady === true;
+}"""
+
+
+def start_streaming(page, elem_id: str) -> None:
+    """Press Record on the streaming audio ``elem_id`` once Gradio's recorder is ready for it."""
+    page.locator(f"#{elem_id} button.record-button").wait_for()
+    page.wait_for_function(STREAMING_RECORDER_READY, polling=100)
+    page.locator(f"#{elem_id} button.record-button").click()
 
 
 def verdict(page) -> str:
@@ -137,7 +167,7 @@ def test_timeline_is_offered_as_csv_and_json_downloads(page):
 
 def test_live_microphone_updates_the_current_emotion_and_stops(page):
     page.locator("#live").get_by_text("Live microphone").click()
-    page.locator("#live-audio button.record-button").click()
+    start_streaming(page, "live-audio")
     page.locator("#live-status").get_by_text(re.compile(r"\d+ s")).wait_for()
     page.locator("#live-emotion").get_by_text(re.compile(r"\d+%")).first.wait_for()
     shot(page, "1-predict-live")
