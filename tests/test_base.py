@@ -156,6 +156,12 @@ def test_save_load_round_trip_of_a_real_mlp_gives_identical_probabilities(tiny_m
     assert json.loads((folder / "config.json").read_text()) == json.loads(json.dumps(tiny_mlp.config()))
 
 
+def test_feature_settings_from_a_newer_ser_are_a_model_error_naming_them(tiny_mlp):
+    features = {**tiny_mlp.config()["features"], "future_setting": 1.0}  # as read from its config.json
+    with pytest.raises(ModelError, match="future_setting"):
+        MLPRecognizer(tiny_mlp.pipeline, features=features, labels=tiny_mlp.labels)
+
+
 # -- the one inference path ---------------------------------------------------------------------------
 def test_an_empty_batch_has_no_rows_but_every_column(echo, tiny_mlp):
     for rec in (_echo(echo), tiny_mlp):

@@ -20,6 +20,8 @@ A profile of ``z_from_clips`` clips or more is served by the z head; fewer, by t
 
 from __future__ import annotations
 
+import dataclasses
+
 from pathlib import Path
 from typing import ClassVar, Sequence
 
@@ -55,8 +57,15 @@ class PipelineRecognizer(Recognizer):
         labels = list(pipeline.classes_) if labels is None else labels
         super().__init__(labels=labels, audio=audio, metadata=metadata, temperature=temperature)
         self.pipeline = pipeline
-        self.features = (features if isinstance(features, self.feature_config)
-                         else self.feature_config(**(features or {})))
+        if isinstance(features, self.feature_config):
+            self.features = features
+        else:
+            known = {f.name for f in dataclasses.fields(self.feature_config)}
+            unknown = sorted(set(features or {}) - known)
+            if unknown:  # a model saved by a newer (or other) ser: say so instead of a TypeError
+                raise ModelError(f"The model's feature settings {unknown} are unknown to this version of ser "
+                                 f"(known: {sorted(known)}); update ser or retrain the model.")
+            self.features = self.feature_config(**(features or {}))
         classes = list(pipeline.classes_)
         if sorted(classes) != sorted(self.labels):
             raise ModelError(f"Pipeline classes {classes} do not match labels {self.labels}.")
