@@ -417,7 +417,8 @@ def row(name: str, value: str, target: str = "", ok: bool | None = None) -> str:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=None, help="RAVDESS folder (default: ser.corpora.default_data_dir())")
-    ap.add_argument("--models", nargs="+", default=["mlp", "cnn", "ensemble"], choices=["mlp", "cnn", "ensemble"])
+    ap.add_argument("--models", nargs="+", default=["mlp", "cnn", "smile", "ensemble"],
+                    choices=["mlp", "cnn", "smile", "ensemble"])
     ap.add_argument("--rounds", type=int, default=30, help="latency rounds (each: /noop and /predict per model)")
     ap.add_argument("--clients", type=int, default=20)
     ap.add_argument("--requests", type=int, default=10, help="requests per client")

@@ -14,6 +14,8 @@ Recipes (every fit through the library's trainers: :class:`ser.training.mlp.MLPT
 ``mlp``            handcrafted features (543), ``Pipeline(StandardScaler, MLPClassifier)`` with
                    :data:`ser.models.mlp.DEFAULT_PARAMS`, clean clips only
 ``mlp+level``      the same on clips normalised to an active-speech level of -26 dBFS
+``mlp+level+band`` the same, mel bands, MFCCs and spectral contrast below 7 kHz only (the bundled MLP's
+                   features: the band next to 8 kHz is the resampler's or codec's roll-off)
 ``smile``          openSMILE ComParE_2016 + eGeMAPSv02 → logistic regression, C = 0.01
 ``smile+level``    the same on level-normalised clips
 ``fusion: ...``    the equal-weight mean of members' probabilities (nothing fitted)
@@ -90,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     members: dict[str, dict] = {}
     recipes = {
         "mlp": ("mlp", FeatureConfig()), "mlp+level": ("mlp", FeatureConfig(level_db=LEVEL_DB)),
+        "mlp+level+band": ("mlp", FeatureConfig(level_db=LEVEL_DB, band_limit=7000.0)),
         "smile": ("smile", SmileConfig()), "smile+level": ("smile", SmileConfig(level_db=LEVEL_DB)),
     }
     for name, (kind, config) in recipes.items():
@@ -124,6 +127,8 @@ def main(argv: list[str] | None = None) -> int:
         out["recipes"][name] = r
     for n in (2, 3):
         for combo in itertools.combinations([k for k in members if k != "mlp" and k != "smile"], n):
+            if len({k.split("+")[0] for k in combo}) < n:  # one recipe of each kind per fusion
+                continue
             proba = np.mean([members[k]["proba"]["clean"] for k in combo], axis=0)
             entry = {"clean": _scores(y, proba, labels, folds)}
             if all("tess" in members[k] for k in combo):

@@ -48,6 +48,7 @@ __all__ = [
     "STUDIES_NOTE",
     "readme_tables",
     "newvoice_table",
+    "levers_table",
     "enrolment_table",
     "enrolment_chart",
     "timeline_adapt_table",
@@ -362,6 +363,40 @@ def newvoice_table(report: dict | None = None) -> str:
     return "\n".join(rows)
 
 
+#: The further levers of issue 14 (``python -m bench.levers``).
+LEVERS = "levers.json"
+
+
+def levers_table(report: dict | None = None) -> str:
+    """Markdown: fitted fusion weights, more speakers, degradation augmentation, the reverse direction."""
+    report = load_report(LEVERS) if report is None else report
+    if not report or not report.get("levers"):
+        return "_No study yet: run `python -m bench.levers`._"
+    rows = ["| lever | RAVDESS acc % | RAVDESS UAR % | telephone UAR % | white noise 10 dB UAR % | TESS UAR % "
+            "| TESS: least recalled emotion |", "|---|---:|---:|---:|---:|---:|---|"]
+    lv = report["levers"]
+
+    def row(name: str, clean: Mapping, tess: Mapping | None = None, tel: Mapping | None = None,
+            noise: Mapping | None = None) -> None:
+        rows.append(f"| {name} | {_pm(clean, 'accuracy')} | {_pm(clean, 'uar')} | {_pct((tel or {}).get('uar'))} | "
+                    f"{_pct((noise or {}).get('uar'))} | {_pct((tess or {}).get('uar'))} | {_weakest(tess)} |")
+
+    for name, r in lv.get("fusion", {}).items():
+        if isinstance(r, Mapping) and "clean" in r:
+            row(f"fusion CNN + openSMILE, {name}", r["clean"])
+    for name, r in lv.get("augment", {}).items():
+        row(f"openSMILE, {name}", r["original"], r.get("tess"), r.get("telephone"), r.get("white10dB"))
+    if "multicorpus" in lv:
+        m = lv["multicorpus"]
+        row("openSMILE, RAVDESS + TESS training (TESS: leave one speaker out, the corpus heard)", m["ravdess"],
+            m.get("tess (leave one speaker out)"))
+    if "tess→ravdess" in lv:
+        r = lv["tess→ravdess"]
+        rows.append(f"| openSMILE trained on TESS, tested on all of RAVDESS | {_pct(r.get('accuracy'))} | "
+                    f"{_pct(r.get('uar'))} | – | – | – | RAVDESS: {_weakest(r)} |")
+    return "\n".join(rows)
+
+
 #: The speaker-enrolment study (``python -m bench.enrolment``).
 ENROLMENT = "enrolment.json"
 #: What each kind's features are, in the enrolment table.
@@ -518,6 +553,9 @@ def readme_tables(root: str | os.PathLike | None = None) -> str:
         ("**A new voice: each lever alone and combined** (RAVDESS, EmoBox's six speaker-independent folds, "
          "mean ± std over folds; the same test clips 20 dB quieter and louder; TESS never heard; "
          "`python -m bench.newvoice`):", newvoice_table(get(NEWVOICE))),
+        ("**A new voice: further levers** (openSMILE recipe with C = 0.01 unless a fusion; RAVDESS EmoBox folds, "
+         "mean ± std over folds; fusion weights chosen per test fold on the other folds' out-of-fold "
+         "predictions; `python -m bench.levers`):", levers_table(get(LEVERS))),
         ("**Adapt to a voice: speaker enrolment** (openSMILE model; each test speaker enrols k unlabelled clips of "
          "its own, which are never scored; heads fitted on training speakers standardised the same way; UAR % "
          "mean ± std over 3 draws; *served*: the head the model uses for k clips; `python -m bench.enrolment`):",
