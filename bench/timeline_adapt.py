@@ -41,7 +41,7 @@ from ser.audio.io import SAMPLE_RATE, load_audio
 from ser.models.smile import DEFAULT_C, SmileRecognizer
 from ser.models.speaker import MIN_ENROL_CLIPS
 from ser.serving.timeline import adapted_timeline
-from ser.training.pipeline import ADAPTATION_RECIPE, fit_adaptation
+from ser.training.pipeline import fit_adaptation
 from ser.training.protocols import protocol_splits
 from ser.training.smile import LEVEL_DB, SmileTrainer, smile_corpus
 from ser.features.smile import SmileConfig
