@@ -28,16 +28,14 @@ import time
 
 import numpy as np
 
-from ser.audio.corpora import EMOTIONS
 from ser.features.smile import SmileConfig
 from ser.models.base import Recognizer
 from ser.models.smile import DEFAULT_C
 from ser.training.ensemble import results_from_oof
-from ser.training.protocols import speaker_folds
 from ser.training.smile import LEVEL_DB, SmileTrainer, smile_corpus
 
-from .newvoice import _scores
-from .studies import N_JOBS, library_note, load_clips, log, save_json
+from .newvoice import _scores, ravdess_and_tess
+from .studies import N_JOBS, library_note, log, save_json
 
 TEST_COLUMNS = ("original", "telephone", "white10dB")
 AUGMENT = ("degraded1", "degraded2")
@@ -87,11 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default="levers.json")
     args = ap.parse_args(argv)
     started = time.time()
-    rav, tess = load_clips(["ravdess"]), load_clips(["tess"])
-    labels = list(EMOTIONS)
-    y = np.array([labels.index(c.emotion) for c in rav])
-    yt = np.array([labels.index(c.emotion) for c in tess])
-    folds = [np.asarray(f) for f in speaker_folds(rav)]
+    rav, tess, labels, y, yt, folds = ravdess_and_tess()
     params = {"C": DEFAULT_C}
     config = SmileConfig(level_db=LEVEL_DB)
     out: dict = {"protocol": "RAVDESS, EmoBox's six speaker-independent folds; 8 emotions; one clip at a time; "

@@ -64,6 +64,15 @@ def _scores(y: np.ndarray, proba: np.ndarray, labels: list[str], folds: list[np.
     return out
 
 
+def ravdess_and_tess() -> tuple[list, list, list[str], np.ndarray, np.ndarray, list[np.ndarray]]:
+    """Both corpora's clips, the 8 labels, their label columns and RAVDESS's EmoBox folds."""
+    rav, tess = load_clips(["ravdess"]), load_clips(["tess"])
+    labels = list(EMOTIONS)
+    y = np.array([labels.index(c.emotion) for c in rav])
+    yt = np.array([labels.index(c.emotion) for c in tess])
+    return rav, tess, labels, y, yt, [np.asarray(f) for f in speaker_folds(rav)]
+
+
 def _member(trainer, X, Xt, labels, folds, params) -> dict:
     """Out-of-fold probabilities (clean and gain-shifted columns) and the all-RAVDESS model on TESS."""
     proba = {v: np.zeros((X.shape[0], len(labels))) for v in ("clean", *GAINS)}
@@ -83,11 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default="newvoice.json")
     args = ap.parse_args(argv)
     started = time.time()
-    rav, tess = load_clips(["ravdess"]), load_clips(["tess"])
-    labels = list(EMOTIONS)
-    y = np.array([labels.index(c.emotion) for c in rav])
-    yt = np.array([labels.index(c.emotion) for c in tess])
-    folds = speaker_folds(rav)
+    rav, tess, labels, y, yt, folds = ravdess_and_tess()
     columns = ("original", *GAINS)
     members: dict[str, dict] = {}
     recipes = {
