@@ -29,6 +29,7 @@ from tqdm.auto import tqdm
 from . import settings
 from .audio.augment import VARIANTS
 from .audio.corpora import load_corpus
+from .audio.degrade import TRAINING_VARIANTS
 from .audio.level import TARGET_DBFS
 from .cluster import parallel_context
 from .errors import DataError, ModelError, ParameterError, SerError
@@ -127,6 +128,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-adapt", action="store_true",
                    help="skip the speaker-adaptation heads (default: train them, so the model accepts a speaker "
                         "profile from `ser enroll`)")
+    p.add_argument("--degraded-copies", action="store_true",
+                   help="add two randomly degraded copies of each training clip (reverberation, noise, gain, "
+                        "telephone, codecs): robust to those, at some cost on clean studio audio")
     p.set_defaults(handler=_cmd_smile)
 
     for kind, helptext in (("cnn", "log-mel CNN (Keras, TensorFlow CPU)"),
@@ -319,7 +323,7 @@ def _cmd_mlp(args) -> int:
 def _cmd_smile(args) -> int:
     config = SmileConfig(level_db=None if args.no_level_norm else TARGET_DBFS)
     rec, _ = train_smile(_load_clips(args), config=config, search=not args.no_search, C=args.C, seed=args.seed,
-                         adapt=not args.no_adapt, n_jobs=args.jobs, progress=_progress_printer(), data_root=args.data)
+                         adapt=not args.no_adapt, variants=TRAINING_VARIANTS if args.degraded_copies else (), n_jobs=args.jobs, progress=_progress_printer(), data_root=args.data)
     saved = None if args.no_save else rec.save_pretrained(_models_root(args) / "smile")
     _report(rec.metadata, saved)
     return 0

@@ -177,3 +177,18 @@ def test_pip_install_gives_a_working_ser_command(tmp_path):
     where = subprocess.run([sys.executable, "-c", "import ser; print(ser.__file__)"], cwd=tmp_path, env=env,
                            capture_output=True, text=True, timeout=60)
     assert where.stdout.strip() == str(site / "ser" / "__init__.py")
+
+
+@pytest.mark.parametrize("flags, variants", [([], ()), (["--degraded-copies"], ("degraded1", "degraded2"))])
+def test_smile_training_adds_degraded_copies_only_when_asked(flags, variants, monkeypatch):
+    seen = {}
+
+    def fake_train_smile(clips, **kwargs):
+        seen.update(kwargs)
+        raise SystemExit(0)  # stop before saving anything
+
+    monkeypatch.setattr(cli, "train_smile", fake_train_smile)
+    monkeypatch.setattr(cli, "_load_clips", lambda args: [])
+    with pytest.raises(SystemExit):
+        cli.main(["train", "smile", "--no-save", *flags])
+    assert tuple(seen["variants"]) == variants
