@@ -15,7 +15,9 @@ RAVDESS's EmoBox folds (8 emotions, one clip at a time, nothing about the test s
                   speaker out (trained on RAVDESS + the other TESS speaker): a new speaker, not a new
                   corpus.
 ``augment``       degraded copies (``degraded1``, ``degraded2``: reverberation, noise, gain, telephone,
-                  codecs) of the training clips only; tested clean, telephone and white noise at 10 dB.
+                  codecs) of the training clips only, alone and fused with the bundled CNN (equal weights,
+                  its saved out-of-fold probabilities; on TESS the CNN trained on all of RAVDESS); tested
+                  clean, telephone and white noise at 10 dB (the openSMILE model alone).
 ``tess→ravdess``  the reverse direction: trained on all of TESS, tested on all of RAVDESS.
 
     python -m bench.levers [--cnn models/cnn --smile models/smile] [--out levers.json]
@@ -120,6 +122,12 @@ def main(argv: list[str] | None = None) -> int:
                                                                  for s in np.unique(speakers).tolist()}}}
         log(f"multicorpus: {time.time() - t0:.0f} s")
     if "augment" not in args.skip:
+        cnn_oof = cnn_tess = None
+        if "fusion" not in args.skip:  # the CNN's raw probabilities: out of fold on RAVDESS, on TESS (never heard)
+            cnn = Recognizer.from_pretrained(args.cnn)
+            cnn_oof = _oof(args.cnn, rav, labels)
+            order = [cnn.labels.index(lab) for lab in labels]
+            cnn_tess = cnn.raw_proba_batch([cnn.load(c.path) for c in tess])[:, order]
         for name, cols in (("clean training", [0]), ("+ degraded copies", [0, 3, 4])):
             t0 = time.time()
             trainer = SmileTrainer(X, rav, labels, config=config, train_cols=cols)
@@ -131,6 +139,10 @@ def main(argv: list[str] | None = None) -> int:
             tess_proba = trainer.proba(trainer.fit(np.arange(len(rav)), params), rows=Xt[:, 0])
             out["levers"].setdefault("augment", {})[name] = {
                 **{v: _scores(y, p, labels, folds) for v, p in proba.items()}, "tess": _scores(yt, tess_proba, labels)}
+            if cnn_oof is not None:  # the bundled ensemble's recipe with this openSMILE member, equal weights
+                out["levers"]["augment"][name]["fusion with the CNN"] = {
+                    "original": _scores(y, (cnn_oof + proba["original"]) / 2, labels, folds),
+                    "tess": _scores(yt, (cnn_tess + tess_proba) / 2, labels)}
             log(f"augment {name}: {time.time() - t0:.0f} s")
     if "reverse" not in args.skip:
         trainer = SmileTrainer(Xt, tess, labels, config=config)

@@ -386,6 +386,10 @@ def levers_table(report: dict | None = None) -> str:
             row(f"fusion CNN + openSMILE, {name}", r["clean"])
     for name, r in lv.get("augment", {}).items():
         row(f"openSMILE, {name}", r["original"], r.get("tess"), r.get("telephone"), r.get("white10dB"))
+    for name, r in lv.get("augment", {}).items():
+        if "fusion with the CNN" in r:
+            f = r["fusion with the CNN"]
+            row(f"fusion CNN + openSMILE ({name}), equal weights", f["original"], f.get("tess"))
     if "multicorpus" in lv:
         m = lv["multicorpus"]
         row("openSMILE, RAVDESS + TESS training (TESS: leave one speaker out, the corpus heard)", m["ravdess"],
