@@ -37,6 +37,24 @@ def test_save_writes_version_and_mirror_with_hashes(tmp_path):
     assert (old / "model.bin").read_text() == "one"
 
 
+def test_a_member_folder_the_new_version_has_not_got_leaves_the_mirror(tmp_path):
+    def with_member(member: str):
+        def write(folder: Path) -> None:
+            (folder / "config.json").write_text(json.dumps({"members": [member]}))
+            (folder / member).mkdir()
+            (folder / member / "model.bin").write_text(member)
+            (folder / member / "README.md").write_text("card")  # not hashed
+        return write
+
+    root = tmp_path / "ensemble"
+    artifacts.save_artifact(root, with_member("mlp"), {"model": "toy"}, version="v20260101T000000Z")
+    assert (root / "mlp" / "README.md").is_file()
+    artifacts.save_artifact(root, with_member("smile"), {"model": "toy"}, version="v20260102T000000Z")
+    assert not (root / "mlp").exists() and (root / "smile" / "model.bin").read_text() == "smile"
+    assert (root / "versions" / "v20260101T000000Z" / "mlp" / "README.md").is_file()  # the old version keeps it
+    artifacts.verify_files(root)
+
+
 def test_corrupt_file_is_named_and_previous_version_served(tmp_path):
     root = tmp_path / "toy"
     _save(root, "one", version="v20260101T000000Z")

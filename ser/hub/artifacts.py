@@ -302,6 +302,11 @@ def _mirror(version_dir: Path, root: Path) -> None:
             os.replace(tmp, target)
         for name in set(old) - {r.as_posix() for r in names}:
             (root / name).unlink(missing_ok=True)
+        # a member folder the new version has not got (an ensemble's former member) goes whole, with
+        # the files no hash lists (its card and metadata)
+        kept = {r.parts[0] for r in names if len(r.parts) > 1}
+        for folder in {Path(n).parts[0] for n in old if len(Path(n).parts) > 1} - kept:
+            shutil.rmtree(root / folder, ignore_errors=True)
     except OSError as e:  # the version itself is complete; loaders will use it
         log.warning("could not refresh %s (%s); version %s is saved in %s", root, e, version_dir.name,
                     version_dir.parent)
