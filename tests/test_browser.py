@@ -330,6 +330,33 @@ def test_two_sessions_enrol_different_voices_and_never_see_each_others(browser, 
             ctx.close()
 
 
+def test_live_results_are_adapted_once_the_session_has_a_voice_profile(page, ravdess_dir):
+    """The same session, the same model (openSMILE, which can adapt): live results say nothing about a
+    voice before a profile is enrolled, and are marked adapted once four clips are."""
+    clips = sorted((ravdess_dir / "Actor_06").glob("*.flac"))[0:40:10]
+    if len(clips) < 4:
+        pytest.skip("RAVDESS actor 06 not found")
+    status = page.locator("#live-status")
+    page.locator("#model").get_by_text("openSMILE", exact=True).click()
+    page.locator("#live").get_by_text("Live microphone").click()
+    start_streaming(page, "live-audio")
+    status.get_by_text(re.compile(r"^Speech · \d+ s")).wait_for()  # a voiced window was classified
+    before = status.inner_text()
+    assert "adapted" not in before and "voice" not in before, before  # no profile: nothing said about one
+    page.locator("#live-audio button.stop-button:visible").click()
+    status.get_by_text("Stopped after").wait_for()
+
+    open_voice_panel(page)
+    for clip in clips:
+        add_voice_clip(page, clip)
+    voice_status(page, "4 clips enrolled: predictions adapt")
+    start_streaming(page, "live-audio")
+    status.get_by_text(re.compile(r"^Speech · \d+ s · ✔ adapted to your voice \(4 clips\)$")).wait_for()
+    shot(page, "1-predict-live-adapted")
+    page.locator("#live-audio button.stop-button:visible").click()
+    status.get_by_text("Stopped after").wait_for()
+
+
 def test_models_tab_shows_the_enrolment_curve(page):
     page.get_by_role("tab", name="Models").click()
     page.locator("#studies").get_by_text("How the models hold up").click()
