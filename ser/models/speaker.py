@@ -60,7 +60,7 @@ from .calibration import apply_temperature
 
 __all__ = [
     "speaker_standardize", "predict_speaker_batch", "MIN_CLIPS",
-    "MIN_ENROL_CLIPS", "PROFILE_FORMAT", "PROFILE_SCHEMA", "METHODS", "space_key", "SpaceStats",
+    "MIN_ENROL_CLIPS", "Z_FROM_CLIPS", "PROFILE_FORMAT", "PROFILE_SCHEMA", "METHODS", "space_key", "SpaceStats",
     "SpeakerProfile", "as_profile", "enroll", "std_floor", "standardize", "enrolment_draw",
     "standardize_by_enrolment", "Enrolment", "AdaptedHead", "Adaptation", "MODEL_PART", "blend",
 ]
@@ -70,6 +70,9 @@ MIN_CLIPS = 2
 #: Fewest enrolment clips a profile is made from: below 4 the statistics mislead more than they help
 #: (``reports/enrolment.json``).
 MIN_ENROL_CLIPS = 4
+#: Enrolment clips from which an adapted model uses its z head alone (fewer: a blend), unless trained
+#: otherwise (:class:`Adaptation`).
+Z_FROM_CLIPS = 8
 #: What a profile's JSON says it is, and the layout version this code writes and reads.
 PROFILE_FORMAT = "ser.speaker_profile"
 PROFILE_SCHEMA = 1
@@ -566,7 +569,7 @@ class Adaptation:
     """
 
     heads: dict[str, AdaptedHead]
-    z_from_clips: int = 8
+    z_from_clips: int = Z_FROM_CLIPS
     min_clips: int = MIN_ENROL_CLIPS
     blend_below: tuple[str, ...] = (MODEL_PART, "mean", "z")
 

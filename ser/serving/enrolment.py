@@ -26,7 +26,7 @@ from typing import Any, Sequence
 from ..errors import EnrolmentError, ModelError
 from ..models.base import Recognizer
 from ..models.registry import ModelRegistry
-from ..models.speaker import MAX_PROFILE_BYTES, MIN_ENROL_CLIPS, SpeakerProfile
+from ..models.speaker import MAX_PROFILE_BYTES, MIN_ENROL_CLIPS, Z_FROM_CLIPS, SpeakerProfile
 
 __all__ = ["ENROL_MODEL", "NEEDED", "PROFILE_FILE", "recommended", "enrolment_model", "parse_profile",
            "read_profile_file", "check_profile", "add_clips", "use_profile", "status", "adaptation_note", "full_from"]
@@ -42,12 +42,12 @@ PROFILE_FILE = "voice_profile.json"
 
 def recommended(rec: Recognizer | None = None) -> int:
     """Clips from which ``rec`` adapts fully (its z head alone; fewer are blended with the unadapted
-    model): the model's ``z_from_clips``, 8 for the bundled recipe."""
+    model): the model's ``z_from_clips``; :data:`~ser.models.speaker.Z_FROM_CLIPS` without one."""
     for r in ([] if rec is None else rec.adaptation_spaces().values()):
         adaptation = getattr(r, "adaptation", None)
         if adaptation is not None:
             return int(adaptation.z_from_clips)
-    return 8
+    return Z_FROM_CLIPS
 
 
 def enrolment_model(registry: ModelRegistry) -> Recognizer:
@@ -154,7 +154,7 @@ def adaptation_note(n_clips: int) -> str:
     return f"adapted to your voice ({n_clips} clip{'s' if n_clips != 1 else ''})"
 
 
-def status(profile: SpeakerProfile | None, *, full_from: int = 8) -> dict:
+def status(profile: SpeakerProfile | None, *, full_from: int = Z_FROM_CLIPS) -> dict:
     """How far enrolment is: ``n_clips``, ``needed`` (:data:`NEEDED`), ``recommended`` (``full_from``),
     ``ready`` (predictions use it), ``message`` (Markdown for the page)."""
     n = 0 if profile is None else profile.n_clips
@@ -174,7 +174,8 @@ def status(profile: SpeakerProfile | None, *, full_from: int = 8) -> dict:
 
 
 def full_from(registry: ModelRegistry) -> int:
-    """:func:`recommended` for the served enrolment model (8, the bundled recipe's, when it is missing)."""
+    """:func:`recommended` for the served enrolment model (:data:`~ser.models.speaker.Z_FROM_CLIPS` when it
+    is missing)."""
     try:
         return recommended(enrolment_model(registry))
     except ModelError:

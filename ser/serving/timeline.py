@@ -235,8 +235,6 @@ def _choose_profile(recognizer: Recognizer, clips: Sequence[np.ndarray], *, spea
                                                          "segments, one speaker assumed)")
 
 
-
-
 def summarize(segments: Sequence[dict], labels: Sequence[str]) -> dict:
     """Seconds per emotion and the dominant one (largest duration-weighted mean probability).
 

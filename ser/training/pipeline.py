@@ -28,8 +28,8 @@ from ..audio.corpora import Clip
 from ..models.calibration import (expected_calibration_error, fit_temperature, out_of_fold_proba,
                                   per_fold_temperature, reliability_diagram)
 from ..models.pipeline import PipelineRecognizer
-from ..models.speaker import (Adaptation, AdaptedHead, Enrolment, enrolment_draw, speaker_standardize,
-                              standardize_by_enrolment, std_floor)
+from ..models.speaker import (Z_FROM_CLIPS, Adaptation, AdaptedHead, Enrolment, enrolment_draw,
+                              speaker_standardize, standardize_by_enrolment, std_floor)
 from .metadata import Progress, noop_progress
 from .protocols import confused_pairs, grouped_permutation_importance, run_protocol
 
@@ -38,7 +38,8 @@ __all__ = ["PipelineTrainer", "Evaluation", "evaluate", "ADAPTATION_RECIPE", "fi
 #: The heads a model trained for speaker adaptation gets, and from how many profile clips the z head
 #: serves alone (fewer: the blend of the unadapted model and both heads). Why these: the README's
 #: enrolment table (``reports/enrolment.json``).
-ADAPTATION_RECIPE = {"heads": (Enrolment("z", k=16), Enrolment("mean", k=16)), "z_from_clips": 8}
+ADAPTATION_RECIPE = {"heads": (Enrolment("z", k=16), Enrolment("mean", k=16)),
+                     "z_from_clips": Z_FROM_CLIPS}
 
 
 class PipelineTrainer:
