@@ -102,8 +102,10 @@ def client_of(request: gr.Request | None) -> str:
 
 # -- handlers: plain values in, JSON-friendly values out (the API) ---------------------------
 def _profile(profile, voice):
-    """The profile a request uses: the one passed (API), else the page session's own."""
-    return voice if profile is None or profile == "" or profile == {} else profile
+    """The profile a request uses: the one passed (API; what :func:`enrolment.parse_profile` reads as none
+    counts as none), else the page session's own."""
+    passed = enrolment.parse_profile(profile)
+    return voice if passed is None else passed
 
 
 @user_errors
