@@ -23,9 +23,17 @@ Layers, each importing only from those above it in this list:
 TensorFlow only when a CNN is.
 """
 
-from .audio.corpora import EMOTIONS
-from .audio.io import SAMPLE_RATE, load_audio
-from .errors import AudioError, DataError, EnrolmentError, ModelError, SerError
+import os as _os
+
+# numba (under librosa) compiles for the host CPU by default. On virtual AMD CPUs whose LLVM detection
+# reports CET shadow stacks that the kernel has not enabled, librosa.yin's kernel segfaults, taking
+# the app down with it; code for generic x86-64 runs everywhere, and these kernels are small (the
+# features time the same). Must be set before numba is imported; an explicit NUMBA_CPU_NAME wins.
+_os.environ.setdefault("NUMBA_CPU_NAME", "generic")
+
+from .audio.corpora import EMOTIONS  # noqa: E402
+from .audio.io import SAMPLE_RATE, load_audio  # noqa: E402
+from .errors import AudioError, DataError, EnrolmentError, ModelError, SerError  # noqa: E402
 
 __version__ = "0.2.0"
 __all__ = [

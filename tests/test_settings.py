@@ -172,3 +172,26 @@ def test_no_other_module_reads_a_ser_variable():
     offenders = [f"{p.relative_to(PROJECT)}:{n}" for p in SER_SOURCES if p.name != "settings.py"
                  for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1) if reads.search(line)]
     assert not offenders, offenders
+
+
+@pytest.mark.parametrize("given, expected", [(None, "generic"), ("haswell", "haswell")])
+def test_numba_compiles_for_a_generic_cpu_unless_told_otherwise(given, expected):
+    """``import ser`` makes numba (under librosa) target generic x86-64 before it loads: on virtual CPUs
+    that report shadow stacks the kernel has not enabled, host-tuned code segfaulted in librosa.yin
+    (the MLP's pitch). A target the user chose is kept. In a fresh interpreter, since numba reads the
+    variable once, on import."""
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_CPU_NAME"}
+    if given:
+        env["NUMBA_CPU_NAME"] = given
+    code = ("import ser, numba, numpy as np, librosa\n"
+            "y = np.sin(2 * np.pi * 150 * np.arange(16000) / 16000).astype(np.float32)\n"
+            "f0 = librosa.yin(y, fmin=60, fmax=400, sr=16000, frame_length=1024)\n"
+            "print(numba.config.CPU_NAME, round(float(np.median(f0))))")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300,
+                         cwd=Path(__file__).resolve().parents[1])
+    assert out.returncode == 0, out.stderr[-2000:]
+    name, f0 = out.stdout.split()
+    assert name == expected and abs(int(f0) - 150) <= 2
