@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 from . import settings
 from .audio.augment import VARIANTS
 from .audio.corpora import load_corpus
-from .audio.degrade import TRAINING_VARIANTS
+from .audio.degrade import TEST_CONDITIONS, TRAINING_VARIANTS
 from .audio.level import TARGET_DBFS
 from .cluster import parallel_context
 from .errors import DataError, ModelError, ParameterError, SerError
@@ -72,6 +72,12 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     p.add_argument("--jobs", type=int, default=-1, help="parallel workers for features/search (-1: all cores)")
     _add_scheduler_arg(p)
+
+
+def _add_test_conditions_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--test-conditions", nargs="*", default=[], choices=TEST_CONDITIONS, metavar="NAME",
+                   help="also test the speaker-independent folds on degraded audio, e.g. telephone white10dB "
+                        "(metadata 'robustness'; an ensemble of members tested alike gets it too)")
 
 
 def _add_scheduler_arg(p: argparse.ArgumentParser) -> None:
@@ -131,6 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--degraded-copies", action="store_true",
                    help="add two randomly degraded copies of each training clip (reverberation, noise, gain, "
                         "telephone, codecs): robust to those, at some cost on clean studio audio")
+    _add_test_conditions_arg(p)
     p.set_defaults(handler=_cmd_smile)
 
     for kind, helptext in (("cnn", "log-mel CNN (Keras, TensorFlow CPU)"),
@@ -141,6 +148,10 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--batch-size", type=int, default=None, help="mini-batch size of the CNN")
         p.add_argument("--no-augment", action="store_true",
                        help="train without the augmented copies (pitch +2, stretch 1.1x, noise 20 dB)")
+        p.add_argument("--degraded-copies", action="store_true",
+                       help="the robust CNN recipe: also two randomly degraded copies of each training clip "
+                            "(reverberation, noise, gain, telephone, codecs)")
+        _add_test_conditions_arg(p)
         if kind == "ensemble":
             p.add_argument("--members", nargs="+", default=list(ENSEMBLE_MEMBERS), choices=list(ENSEMBLE_MEMBERS),
                            help="the members (default: %(default)s)")
@@ -293,6 +304,8 @@ def _report(metadata: dict, saved: Path | None) -> None:
     si = metadata.get("metrics", {}).get("speaker_independent", {})
     for pair in si.get("error_analysis", [])[:3]:
         print(f"most confused (speaker-independent): {pair['pair'][0]} <-> {pair['pair'][1]}: {pair['count']} clips")
+    for condition, m in (metadata.get("robustness") or {}).items():
+        print(f"speaker-independent, test audio {condition}: accuracy {m['accuracy']:.3f}, UAR {m['uar']:.3f}")
     imp = metadata.get("feature_importance", {}).get("speaker_independent")
     if imp:
         top = ", ".join(f"{k} {v:+.3f}" for k, v in list(imp.items())[:4])
@@ -323,7 +336,9 @@ def _cmd_mlp(args) -> int:
 def _cmd_smile(args) -> int:
     config = SmileConfig(level_db=None if args.no_level_norm else TARGET_DBFS)
     rec, _ = train_smile(_load_clips(args), config=config, search=not args.no_search, C=args.C, seed=args.seed,
-                         adapt=not args.no_adapt, variants=TRAINING_VARIANTS if args.degraded_copies else (), n_jobs=args.jobs, progress=_progress_printer(), data_root=args.data)
+                         adapt=not args.no_adapt, variants=TRAINING_VARIANTS if args.degraded_copies else (),
+                         test_conditions=args.test_conditions, n_jobs=args.jobs, progress=_progress_printer(),
+                         data_root=args.data)
     saved = None if args.no_save else rec.save_pretrained(_models_root(args) / "smile")
     _report(rec.metadata, saved)
     return 0
@@ -343,18 +358,20 @@ def _cmd_deep(args) -> int:
                    f"  val_loss {logs.get('val_loss', 0):.3f}  val_acc {logs.get('val_accuracy', 0):.3f}",
                    file=sys.stderr)
 
-    variants = () if getattr(args, "no_augment", False) else VARIANTS
+    variants = (() if args.no_augment else VARIANTS) + (TRAINING_VARIANTS if args.degraded_copies else ())
     kwargs = dict(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, n_jobs=args.jobs,
                   data_root=args.data)
     if args.kind == "cnn":
-        rec, _ = train_cnn(clips, variants=variants, progress=progress, on_epoch=on_epoch, **kwargs)
+        rec, _ = train_cnn(clips, variants=variants, test_conditions=args.test_conditions, progress=progress,
+                           on_epoch=on_epoch, **kwargs)
         saved = None if args.no_save else rec.save_pretrained(models_root / "cnn")
         _report(rec.metadata, saved)
         return 0
     reuse = {m: getattr(args, m) for m in args.members if getattr(args, m, None)}
     member_kwargs = {"mlp": {"variants": variants},
-                     "cnn": {"variants": variants, "epochs": args.epochs, "batch_size": args.batch_size,
-                             "on_epoch": on_epoch}}
+                     "cnn": {"variants": variants, "test_conditions": args.test_conditions, "epochs": args.epochs,
+                             "batch_size": args.batch_size, "on_epoch": on_epoch},
+                     "smile": {"test_conditions": args.test_conditions}}
     out = train_all(clips, members=args.members, reuse=reuse, member_kwargs=member_kwargs, progress=progress,
                     seed=args.seed, n_jobs=args.jobs, data_root=args.data)
     for kind in (*args.members, "ensemble"):

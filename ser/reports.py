@@ -622,9 +622,17 @@ def _fraction(x) -> str:
     return "–" if x is None else f"{x:.3f}"
 
 
+def _protocol_rows(metadata: Mapping) -> list[tuple[list[str], Mapping]]:
+    """Rows of a run's protocols (``metadata["metrics"]``), then of the speaker-independent folds
+    tested on degraded audio (``metadata["robustness"]``)."""
+    rows = [([PROTOCOL_NAMES.get(p, p)], m) for p, m in metadata.get("metrics", {}).items()]
+    si = PROTOCOL_NAMES["speaker_independent"]
+    return rows + [([f"{si}, {c} test audio"], m) for c, m in (metadata.get("robustness") or {}).items()]
+
+
 def protocol_table(metadata: Mapping) -> str:
-    """:func:`metrics_table` of one run's protocols (``metadata["metrics"]``)."""
-    return metrics_table([([PROTOCOL_NAMES.get(p, p)], m) for p, m in metadata.get("metrics", {}).items()])
+    """:func:`metrics_table` of one run's protocols and degraded test conditions."""
+    return metrics_table(_protocol_rows(metadata))
 
 
 def results_table(models: str | Path) -> str:
@@ -636,8 +644,7 @@ def results_table(models: str | Path) -> str:
             continue
         meta = json.loads(path.read_text(encoding="utf-8"))
         data = data or meta.get("data", {})
-        rows += [([kind, str(meta.get("version", "")), PROTOCOL_NAMES.get(p, p)], m)
-                 for p, m in meta.get("metrics", {}).items()]
+        rows += [([kind, str(meta.get("version", "")), *cells], m) for cells, m in _protocol_rows(meta)]
     if not rows:
         return "_No bundled model yet._"
     note = (f"\nTrained and evaluated on {data.get('clips', '?')} clips of {data.get('speakers', '?')} speakers "

@@ -212,3 +212,31 @@ def test_train_all_reusing_a_saved_cnn_evaluates_on_the_same_splits(tmp_path, mo
         train_all(clips, members=("mlp",), reuse={"mlp": str(mlp_dir.save_pretrained(tmp_path / "bare"))}, n_jobs=1)
     with pytest.raises(ModelError, match="Unknown ensemble members"):
         train_all(clips, members=("mlp", "svm"), n_jobs=1)
+
+
+def test_members_tested_under_the_same_degradation_give_the_ensemble_its_robustness(members):
+    """A condition every member was tested under ("speaker_independent@telephone") is combined like
+    a protocol (same weighted mean) and reported under "robustness", not among the protocols; one
+    that only some members have is left out."""
+    from ser.training.ensemble import build_ensemble
+
+    clips = [Clip(f"/x/{i}.wav", LABELS[i % 4], f"c_{i // 4}", "male", "c") for i in range(8)]
+    y = np.array([i % 4 for i in range(8)])
+    rng = np.random.default_rng(2)
+    keys = ("speaker_independent", "stratified", "speaker_independent@telephone")
+    results = {n: {p: _result(p, LABELS, np.arange(8), rng.dirichlet(np.ones(4), size=8), y) for p in keys}
+               for n in ("mlp", "cnn")}
+    results["cnn"]["speaker_independent@white10dB"] = _result("speaker_independent@white10dB", LABELS, np.arange(8),
+                                                              rng.dirichlet(np.ones(4), size=8), y)
+    rec, report = build_ensemble(members, results, clips, calibrate=False)
+    assert set(rec.metadata["metrics"]) == {"speaker_independent", "stratified"}
+    assert set(rec.metadata["robustness"]) == {"telephone"}
+    tel = report.results["speaker_independent@telephone"]
+    mean = (results["mlp"]["speaker_independent@telephone"].proba + results["cnn"]["speaker_independent@telephone"].proba) / 2
+    np.testing.assert_allclose(tel.proba, mean)
+    assert rec.metadata["robustness"]["telephone"]["uar"] == tel.metrics["uar"]
+    assert tel.metrics["protocol"].endswith("test audio degraded: telephone")
+    assert "speaker_independent@telephone" in rec.oof and "speaker_independent@white10dB" not in rec.oof
+
+    without = {n: {p: r for p, r in res.items() if "@" not in p} for n, res in results.items()}
+    assert build_ensemble(members, without, clips, calibrate=False)[0].metadata["robustness"] is None

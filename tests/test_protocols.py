@@ -115,3 +115,23 @@ def test_grouped_importance_finds_the_informative_family():
     imp = grouped_permutation_importance(proba, X, y, {"signal": np.array([0]), "noise": np.array([1])})
     assert imp["signal"] > 0.3 and abs(imp["noise"]) < 1e-9
     assert list(imp) == ["signal", "noise"]
+
+
+def test_a_degraded_condition_keeps_the_protocols_clips_and_says_what_was_degraded():
+    from ser.training.protocols import ProtocolResult, robustness_summary, under_condition
+
+    clips = _clips(4, 8)
+    labels = sorted({c.emotion for c in clips})
+    y = np.array([labels.index(c.emotion) for c in clips])
+    idx = np.arange(len(clips))[::-1]
+    clean = ProtocolResult("speaker_independent", labels, idx, np.eye(len(labels))[y[idx]], y[idx])
+    clean.metrics = {"protocol": describe("speaker_independent", clips)}
+    wrong = np.roll(np.eye(len(labels))[y[idx]], 1, axis=1)  # every clip one label off
+    res = under_condition(clean, "telephone", wrong)
+    assert res.protocol == "speaker_independent@telephone" and np.array_equal(res.test_index, idx)
+    assert res.metrics["accuracy"] == 0.0 and res.metrics["n_test"] == len(clips)
+    assert res.metrics["protocol"] == describe("speaker_independent@telephone", clips)
+    assert res.metrics["protocol"].startswith("speaker-independent") and "telephone" in res.metrics["protocol"]
+    summary = robustness_summary({"speaker_independent": clean, res.protocol: res})
+    assert set(summary) == {"telephone"} and summary["telephone"]["accuracy"] == 0.0
+    assert robustness_summary({"speaker_independent": clean}) is None

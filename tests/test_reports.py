@@ -72,6 +72,11 @@ def test_table_reads_numbers_from_metadata(tmp_path):
     (tmp_path / "mlp" / "metadata.json").write_text(json.dumps(meta))
     table = results_table(tmp_path)
     assert "| mlp | v1 | speaker-independent (6 folds by actor) | 51.2 | 50.0 | 49.0 | 10 |" in table
+    assert "test audio" not in table  # no degraded condition tested, no such row
+    meta["robustness"] = {"telephone": {"accuracy": 0.25, "uar": 0.24, "macro_f1": 0.2, "n_test": 10}}
+    (tmp_path / "mlp" / "metadata.json").write_text(json.dumps(meta))
+    table = results_table(tmp_path)
+    assert "| mlp | v1 | speaker-independent (6 folds by actor), telephone test audio | 25.0 | 24.0 | 20.0 | 10 |" in table
     readme = tmp_path / "README.md"
     readme.write_text(f"intro\n{START}\nold\n{END}\nrest\n")
     assert update_readme(readme, tmp_path) and "51.2" in readme.read_text() and "\nold\n" not in readme.read_text()

@@ -28,7 +28,7 @@ from ..features.logmel import SpectrogramConfig, logmel_windows
 from ..models.calibration import fit_temperature
 from ..models.cnn import CNNRecognizer, build_cnn, keras_module
 from .metadata import Progress, audio_settings, data_summary, finish, labels_of, library_versions, noop_progress
-from .protocols import PROTOCOLS, confused_pairs, protocol_splits, run_protocol
+from .protocols import PROTOCOLS, confused_pairs, protocol_splits, robustness_summary, run_protocol, under_condition
 
 __all__ = ["DEFAULT_PARAMS", "CNNTrainer", "FittedCNN", "logmel_corpus", "validation_split", "fit_cnn",
            "train_cnn"]
@@ -358,6 +358,7 @@ def train_cnn(
     epochs: int | None = None,
     batch_size: int | None = None,
     variants: Sequence[str] = VARIANTS,
+    test_conditions: Sequence[str] = (),
     protocols: Sequence[str] = PROTOCOLS,
     final: bool = True,
     seed: int = 0,
@@ -374,7 +375,12 @@ def train_cnn(
     params : dict, optional
         Overrides of :data:`DEFAULT_PARAMS` (``epochs`` and ``batch_size`` also as arguments).
     variants : sequence of str
-        Augmented copies added on the training side (:data:`ser.augment.VARIANTS`).
+        Augmented copies added on the training side (:data:`ser.augment.VARIANTS`, and
+        :data:`ser.audio.degrade.TRAINING_VARIANTS` for the robust recipe).
+    test_conditions : sequence of str
+        Degradations (:data:`ser.audio.degrade.TEST_CONDITIONS`) under which the speaker-independent
+        test clips are predicted again by the same fold models: ``metadata["robustness"]`` and
+        out-of-fold predictions ``"speaker_independent@<condition>"``.
     final : bool
         Train the final model on all clips (minus the validation speakers that early stopping
         needs); without it, the recognizer returned is ``None`` (evaluation only).
@@ -399,15 +405,17 @@ def train_cnn(
     labels = labels_of(clips)
     classes = sorted(labels)
     all_variants = (ORIGINAL, *variants)
-    progress(0.0, f"log-mel images of {len(clips)} clips x {len(all_variants)} variants")
-    images, hashes = logmel_corpus([c.path for c in clips], config=config, variants=all_variants, n_jobs=n_jobs)
+    progress(0.0, f"log-mel images of {len(clips)} clips x {len(all_variants) + len(test_conditions)} variants")
+    images, hashes = logmel_corpus([c.path for c in clips], config=config,
+                                   variants=(*all_variants, *test_conditions), n_jobs=n_jobs)
     t_images = time.time() - started
 
     n_folds = {pr: len(protocol_splits(clips, pr, groups=hashes, seed=42)) for pr in protocols}
     n_fits = sum(n_folds.values()) + int(final)
     done = [0]
 
-    trainer = CNNTrainer(images, clips, labels, groups=hashes, params=p, seed=seed)
+    trainer = CNNTrainer(images, clips, labels, groups=hashes, params=p, seed=seed,
+                         train_cols=range(len(all_variants)) if test_conditions else None)
 
     def train(train_idx: np.ndarray, stage: str):
         def epoch_done(epoch: int, logs: dict) -> None:
@@ -425,14 +433,22 @@ def train_cnn(
     results, fold_histories, timings = {}, {}, {"images": round(t_images, 1)}
     for protocol in protocols:
         histories: list[dict] = []
+        degraded: dict[str, list[np.ndarray]] = {c: [] for c in test_conditions}
         t0 = time.time()
 
-        def fit_predict(train_idx: np.ndarray, test_idx: np.ndarray, _h=histories, _p=protocol) -> np.ndarray:
+        def fit_predict(train_idx: np.ndarray, test_idx: np.ndarray, _h=histories, _p=protocol,
+                        _d=degraded) -> np.ndarray:
             model, hist = train(train_idx, f"{_p} {len(_h) + 1}/{n_folds[_p]}")
             _h.append(hist)
+            if _p == "speaker_independent":
+                for k, c in enumerate(test_conditions):
+                    _d[c].append(trainer.proba(model, test_idx, col=len(all_variants) + k))
             return trainer.proba(model, test_idx)
 
         res = run_protocol(fit_predict, clips, protocol=protocol, labels=labels, groups=hashes, seed=42)
+        for c, parts in degraded.items():
+            if parts:
+                results[f"{protocol}@{c}"] = under_condition(res, c, np.concatenate(parts))
         ids = [clips[i].clip_id for i in res.test_index]
         res.metrics["error_analysis"] = confused_pairs(res.y_true, res.y_pred, labels, ids)
         res.metrics["best_epoch_per_fold"] = [h["best_epoch"] for h in histories]
@@ -473,7 +489,8 @@ def train_cnn(
                                      "probabilities averaged over windows",
                           "cache_dtype": "float16 (training-time images)"},
         "data": data_summary(clips, data_root),
-        "metrics": {pr: r.metrics for pr, r in results.items()},
+        "metrics": {pr: results[pr].metrics for pr in protocols},
+        "robustness": robustness_summary(results),
         "history": {**(final_history or {}), "folds": fold_histories},
         "library_versions": library_versions(),
         "timings_s": timings,

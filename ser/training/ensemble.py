@@ -22,7 +22,8 @@ from ..models.ensemble import EnsembleRecognizer
 from .cnn import train_cnn
 from .metadata import Progress, TrainingReport, audio_settings, data_summary, finish, library_versions
 from .mlp import train_mlp
-from .protocols import PROTOCOLS, ProtocolResult, classification_metrics, confused_pairs, describe
+from .protocols import (PROTOCOLS, ProtocolResult, classification_metrics, confused_pairs, describe,
+                        robustness_summary)
 from .smile import train_smile
 
 __all__ = ["MEMBERS", "TRAINERS", "combine_results", "build_ensemble", "results_from_oof",
@@ -94,7 +95,11 @@ def build_ensemble(
     """
     weights = {n: 1.0 for n in members} if weights is None else dict(weights)
     protocols = [p for p in PROTOCOLS if all(p in member_results[n] for n in members)]
-    results = {p: combine_results({n: member_results[n][p] for n in members}, weights, clips) for p in protocols}
+    # and the degraded test conditions ("<protocol>@<condition>") every member was tested under
+    shared = [p for p in member_results[next(iter(members))] if "@" in p and p.split("@")[0] in protocols
+              and all(p in member_results[n] for n in members)]
+    results = {p: combine_results({n: member_results[n][p] for n in members}, weights, clips)
+               for p in (*protocols, *shared)}
     temperature, calibration = None, None
     si = results.get("speaker_independent")
     if calibrate and si is not None:
@@ -120,7 +125,8 @@ def build_ensemble(
         "preprocessing": {"audio": audio_settings(),
                           **{n: m.metadata.get("preprocessing") for n, m in members.items()}},
         "data": data_summary(clips, data_root),
-        "metrics": {p: r.metrics for p, r in results.items()},
+        "metrics": {p: results[p].metrics for p in protocols},
+        "robustness": robustness_summary(results),
         "calibration": calibration,
         "library_versions": library_versions(),
     }

@@ -31,7 +31,7 @@ from ..models.pipeline import PipelineRecognizer
 from ..models.speaker import (Z_FROM_CLIPS, Adaptation, AdaptedHead, Enrolment, enrolment_draw,
                               speaker_standardize, standardize_by_enrolment, std_floor)
 from .metadata import Progress, noop_progress
-from .protocols import confused_pairs, grouped_permutation_importance, run_protocol
+from .protocols import confused_pairs, grouped_permutation_importance, run_protocol, under_condition
 
 __all__ = ["PipelineTrainer", "Evaluation", "evaluate", "ADAPTATION_RECIPE", "fit_adaptation"]
 
@@ -230,6 +230,7 @@ def evaluate(
     calibrate: bool = True,
     calibration_splits: int = 3,
     importance_groups: dict[str, np.ndarray] | None = None,
+    test_columns: dict[str, int] | None = None,
     seed: int = 0,
     progress: Progress = noop_progress,
     n_steps: int | None = None,
@@ -244,6 +245,9 @@ def evaluate(
         Content hash of every clip: identical recordings stay on one side of the stratified split.
     importance_groups : {family: column indices}, optional
         Measure grouped permutation importance of these families on each fold's test clips.
+    test_columns : {condition: variant column}, optional
+        Degraded copies of every clip (never trained on) that the speaker-independent fold models
+        also predict: results ``"speaker_independent@<condition>"`` (:func:`under_condition`).
     n_steps : int, optional
         ``progress`` spans ``len(protocols)`` of ``n_steps`` equal parts (the caller's final fit
         takes the rest).
@@ -257,11 +261,15 @@ def evaluate(
         fold_importance: list[dict] = []
         fold_params: list[dict] = []
         fold_calibrated: list[tuple[np.ndarray, float]] = []
+        degraded: dict[str, list[np.ndarray]] = {c: [] for c in (test_columns or {})}
 
-        def fit_predict(train: np.ndarray, test: np.ndarray, _p=protocol) -> np.ndarray:
+        def fit_predict(train: np.ndarray, test: np.ndarray, _p=protocol, _d=degraded) -> np.ndarray:
             chosen = choose(train)
             model = trainer.fit(train, chosen)
             fold_params.append(chosen)
+            if _p == "speaker_independent":
+                for c in _d:
+                    _d[c].append(trainer.proba(model, test, col=test_columns[c]))
             if calibrate and _p == "speaker_independent":
                 t, _ = trainer.temperature(train, chosen, n_splits=calibration_splits)
                 if t is not None:
@@ -293,6 +301,9 @@ def evaluate(
                 "reliability_after": reliability_diagram(scaled, res.y_true),
             }
         results[protocol] = res
+        for c, parts in degraded.items():
+            if parts:
+                results[f"{protocol}@{c}"] = under_condition(res, c, np.concatenate(parts))
         chosen_params[protocol] = fold_params
         if fold_importance:
             mean = {k: float(np.mean([f[k] for f in fold_importance])) for k in fold_importance[0]}

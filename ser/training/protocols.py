@@ -39,6 +39,8 @@ __all__ = [
     "protocol_splits",
     "run_protocol",
     "oof_of",
+    "under_condition",
+    "robustness_summary",
     "classification_metrics",
     "confused_pairs",
     "grouped_permutation_importance",
@@ -116,7 +118,11 @@ def protocol_splits(
 
 
 def describe(protocol: str, clips: Sequence[Clip]) -> str:
-    """The protocol in words, as stored in metadata and model cards."""
+    """The protocol in words, as stored in metadata and model cards (``"<protocol>@<condition>"``: the
+    same test clips with degraded audio)."""
+    protocol, _, condition = protocol.partition("@")
+    if condition:
+        return _degraded(describe(protocol, clips), condition)
     if protocol == "speaker_independent":
         groups = fold_speakers(clips)
         speakers = sorted({c.speaker for c in clips})
@@ -196,6 +202,32 @@ def run_protocol(
     if protocol == "speaker_independent" and splits_given is None:
         result.metrics["fold_speakers"] = fold_speakers(clips)
     return result
+
+
+def _degraded(description: str, condition: str) -> str:
+    return f"{description}; test audio degraded: {condition}"
+
+
+def under_condition(result: ProtocolResult, condition: str, proba: np.ndarray) -> ProtocolResult:
+    """The clips of ``result`` tested again with their audio degraded (``condition``, a name of
+    :data:`ser.audio.degrade.TEST_CONDITIONS`) by the same fold models.
+
+    ``proba`` has rows in ``result.test_index`` order. The result is named ``"<protocol>@<condition>"``
+    and is saved with the out-of-fold predictions, so an ensemble's members can be combined under the
+    same degradation later.
+    """
+    res = ProtocolResult(f"{result.protocol}@{condition}", list(result.labels), result.test_index,
+                         np.asarray(proba, dtype=np.float64), result.y_true)
+    res.metrics = classification_metrics(res.y_true, res.y_pred, res.labels)
+    res.metrics["protocol"] = _degraded(result.metrics.get("protocol", result.protocol), condition)
+    return res
+
+
+def robustness_summary(results: dict[str, ProtocolResult]) -> dict | None:
+    """``{condition: {accuracy, uar, macro_f1, n_test}}`` of the ``"<protocol>@<condition>"`` results
+    (what metadata keeps under ``"robustness"``); ``None`` when there are none."""
+    return {p.split("@", 1)[1]: {k: r.metrics[k] for k in ("accuracy", "uar", "macro_f1", "n_test")}
+            for p, r in results.items() if "@" in p} or None
 
 
 def oof_of(results: dict[str, "ProtocolResult"], clips: Sequence[Clip]) -> dict:

@@ -33,7 +33,7 @@ from ..models.smile import DEFAULT_C, SmileRecognizer, make_smile_pipeline
 from .metadata import (Progress, TrainingReport, audio_settings, data_summary, finish, labels_of, library_versions,
                        noop_progress)
 from .pipeline import PipelineTrainer, evaluate, fit_adaptation
-from .protocols import PROTOCOLS
+from .protocols import PROTOCOLS, robustness_summary
 
 __all__ = ["C_GRID", "SmileTrainer", "smile_corpus", "fit_rowspace", "choose_c", "train_smile"]
 
@@ -110,6 +110,7 @@ def train_smile(
     search: bool = True,
     C: float = DEFAULT_C,
     variants: Sequence[str] = (),
+    test_conditions: Sequence[str] = (),
     protocols: Sequence[str] = PROTOCOLS,
     calibrate: bool = True,
     calibration_splits: int = 3,
@@ -128,6 +129,9 @@ def train_smile(
         (and on all clips for the final model); otherwise use ``C``.
     variants : sequence of str
         Augmented copies added on the training side (none by default).
+    test_conditions : sequence of str
+        Degradations (:data:`ser.audio.degrade.TEST_CONDITIONS`) under which the speaker-independent
+        test clips are predicted again by the same fold models (``metadata["robustness"]``).
     calibrate : bool
         Fit a temperature on out-of-fold predictions of the training side (as :func:`train_mlp`).
     adapt : bool
@@ -144,10 +148,11 @@ def train_smile(
     clips = list(clips)
     labels = labels_of(clips)
     all_variants = ("original", *variants)
-    progress(0.0, f"openSMILE functionals of {len(clips)} clips x {len(all_variants)} variants")
-    X, hashes = smile_corpus([c.path for c in clips], config=config, variants=all_variants, n_jobs=n_jobs)
+    progress(0.0, f"openSMILE functionals of {len(clips)} clips x {len(all_variants) + len(test_conditions)} variants")
+    X, hashes = smile_corpus([c.path for c in clips], config=config, variants=(*all_variants, *test_conditions),
+                             n_jobs=n_jobs)
     t_features = time.time() - started
-    trainer = SmileTrainer(X, clips, labels, config=config, seed=seed)
+    trainer = SmileTrainer(X, clips, labels, config=config, seed=seed, train_cols=range(len(all_variants)))
     y = np.array([c.emotion for c in clips])
     speakers = np.array([c.speaker for c in clips])
     searches: list[dict] = []
@@ -161,6 +166,7 @@ def train_smile(
 
     n_steps = len(protocols) + 1
     ev = evaluate(trainer, clips, protocols=protocols, hashes=hashes, choose=choose, calibrate=calibrate,
+                  test_columns={c: len(all_variants) + k for k, c in enumerate(test_conditions)},
                   calibration_splits=calibration_splits, seed=seed, progress=progress, n_steps=n_steps)
     progress(len(protocols) / n_steps, "final model on all clips")
     everything = np.arange(len(clips))
@@ -168,7 +174,8 @@ def train_smile(
     rec = trainer.calibrated(everything, final, calibrate=calibrate, n_splits=calibration_splits)
     if adapt:
         progress((len(protocols) + 0.5) / n_steps, "speaker-adaptation heads on all clips")
-        rec.adaptation = fit_adaptation(SmileTrainer, X, clips, labels, everything, final, calibrate=calibrate,
+        rec.adaptation = fit_adaptation(SmileTrainer, X[:, :len(all_variants)], clips, labels, everything, final,
+                                        calibrate=calibrate,
                                         n_splits=calibration_splits, seed=seed, config=config)
     metadata = {
         "model": "smile",
@@ -184,7 +191,8 @@ def train_smile(
                                     "before the features" if config.level_db is not None else "as recorded"),
                           "licence": LICENCE, "first_features": list(smile_names(config)[:3])},
         "data": data_summary(clips, data_root),
-        "metrics": {p: r.metrics for p, r in ev.results.items()},
+        "metrics": {p: ev.results[p].metrics for p in protocols},
+        "robustness": robustness_summary(ev.results),
         "calibration": ({"method": "temperature scaling", "temperature": rec.temperature,
                          "fitted_on": f"out-of-fold predictions of the training clips ({calibration_splits}-fold "
                                       "GroupKFold by speaker); never on test clips",
