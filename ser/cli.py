@@ -304,8 +304,6 @@ def _report(metadata: dict, saved: Path | None) -> None:
     si = metadata.get("metrics", {}).get("speaker_independent", {})
     for pair in si.get("error_analysis", [])[:3]:
         print(f"most confused (speaker-independent): {pair['pair'][0]} <-> {pair['pair'][1]}: {pair['count']} clips")
-    for condition, m in (metadata.get("robustness") or {}).items():
-        print(f"speaker-independent, test audio {condition}: accuracy {m['accuracy']:.3f}, UAR {m['uar']:.3f}")
     imp = metadata.get("feature_importance", {}).get("speaker_independent")
     if imp:
         top = ", ".join(f"{k} {v:+.3f}" for k, v in list(imp.items())[:4])

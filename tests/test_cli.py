@@ -192,3 +192,30 @@ def test_smile_training_adds_degraded_copies_only_when_asked(flags, variants, mo
     with pytest.raises(SystemExit):
         cli.main(["train", "smile", "--no-save", *flags])
     assert tuple(seen["variants"]) == variants
+
+
+@pytest.mark.parametrize("flags, variants, conditions", [
+    ([], ("pitch+2", "stretch1.1", "noise20dB"), ()),
+    (["--degraded-copies", "--test-conditions", "telephone", "white10dB"],
+     ("pitch+2", "stretch1.1", "noise20dB", "degraded1", "degraded2"), ("telephone", "white10dB")),
+    (["--no-augment", "--degraded-copies"], ("degraded1", "degraded2"), ()),
+])
+def test_cnn_training_takes_the_robust_recipe_and_test_conditions_when_asked(flags, variants, conditions,
+                                                                             monkeypatch):
+    seen = {}
+
+    def fake_train_cnn(clips, **kwargs):
+        seen.update(kwargs)
+        raise SystemExit(0)  # stop before saving anything
+
+    monkeypatch.setattr(cli, "train_cnn", fake_train_cnn)
+    monkeypatch.setattr(cli, "_load_clips", lambda args: [])
+    with pytest.raises(SystemExit):
+        cli.main(["train", "cnn", "--no-save", *flags])
+    assert tuple(seen["variants"]) == variants and tuple(seen["test_conditions"]) == conditions
+
+
+def test_an_unknown_test_condition_is_refused_with_the_known_ones(capsys):
+    with pytest.raises(SystemExit) as e:
+        cli.main(["train", "smile", "--no-save", "--test-conditions", "underwater"])
+    assert e.value.code == 2 and "telephone" in capsys.readouterr().err
