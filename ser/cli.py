@@ -74,7 +74,10 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
     _add_scheduler_arg(p)
 
 
-def _add_test_conditions_arg(p: argparse.ArgumentParser) -> None:
+def _add_robustness_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--degraded-copies", action="store_true",
+                   help="the robust recipe: also two randomly degraded copies of each training clip (reverberation, "
+                        "noise, gain, telephone, codecs), robust to those at some cost on clean studio audio")
     p.add_argument("--test-conditions", nargs="*", default=[], choices=TEST_CONDITIONS, metavar="NAME",
                    help="also test the speaker-independent folds on degraded audio, e.g. telephone white10dB "
                         "(metadata 'robustness'; an ensemble of members tested alike gets it too)")
@@ -117,6 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-importance", action="store_true", help="skip permutation importance")
     p.add_argument("--level-norm", action="store_true",
                    help="normalise each clip's active-speech level before the features (absolute level is not a cue)")
+    _add_robustness_args(p)
     p.add_argument("--band-limit", type=float, default=None, metavar="HZ",
                    help="mel bands, MFCCs and spectral contrast of the spectrum below HZ only (e.g. 7000: not the "
                         "resampler's or codec's roll-off next to 8 kHz); default: up to 8 kHz")
@@ -134,10 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-adapt", action="store_true",
                    help="skip the speaker-adaptation heads (default: train them, so the model accepts a speaker "
                         "profile from `ser enroll`)")
-    p.add_argument("--degraded-copies", action="store_true",
-                   help="add two randomly degraded copies of each training clip (reverberation, noise, gain, "
-                        "telephone, codecs): robust to those, at some cost on clean studio audio")
-    _add_test_conditions_arg(p)
+    _add_robustness_args(p)
     p.set_defaults(handler=_cmd_smile)
 
     for kind, helptext in (("cnn", "log-mel CNN (Keras, TensorFlow CPU)"),
@@ -148,10 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--batch-size", type=int, default=None, help="mini-batch size of the CNN")
         p.add_argument("--no-augment", action="store_true",
                        help="train without the augmented copies (pitch +2, stretch 1.1x, noise 20 dB)")
-        p.add_argument("--degraded-copies", action="store_true",
-                       help="the robust CNN recipe: also two randomly degraded copies of each training clip "
-                            "(reverberation, noise, gain, telephone, codecs)")
-        _add_test_conditions_arg(p)
+        _add_robustness_args(p)
         if kind == "ensemble":
             p.add_argument("--members", nargs="+", default=list(ENSEMBLE_MEMBERS), choices=list(ENSEMBLE_MEMBERS),
                            help="the members (default: %(default)s)")
@@ -321,7 +319,9 @@ def _cmd_mlp(args) -> int:
                                 ("learning_rate_init", args.lr), ("batch_size", args.batch_size))
               if v is not None}
     rec, report = train_mlp(clips, search=not args.no_search, n_iter=args.n_iter, params=params,
-                            variants=() if args.no_augment else VARIANTS,
+                            variants=(() if args.no_augment else VARIANTS)
+                            + (TRAINING_VARIANTS if args.degraded_copies else ()),
+                            test_conditions=args.test_conditions,
                             importance=not args.no_importance, seed=args.seed, n_jobs=args.jobs,
                             progress=_progress_printer(), data_root=args.data,
                             config=FeatureConfig(level_db=TARGET_DBFS if args.level_norm else None,
@@ -366,10 +366,11 @@ def _cmd_deep(args) -> int:
         _report(rec.metadata, saved)
         return 0
     reuse = {m: getattr(args, m) for m in args.members if getattr(args, m, None)}
-    member_kwargs = {"mlp": {"variants": variants},
+    member_kwargs = {"mlp": {"variants": variants, "test_conditions": args.test_conditions},
                      "cnn": {"variants": variants, "test_conditions": args.test_conditions, "epochs": args.epochs,
                              "batch_size": args.batch_size, "on_epoch": on_epoch},
-                     "smile": {"test_conditions": args.test_conditions}}
+                     "smile": {"variants": TRAINING_VARIANTS if args.degraded_copies else (),
+                               "test_conditions": args.test_conditions}}
     out = train_all(clips, members=args.members, reuse=reuse, member_kwargs=member_kwargs, progress=progress,
                     seed=args.seed, n_jobs=args.jobs, data_root=args.data)
     for kind in (*args.members, "ensemble"):

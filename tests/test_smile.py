@@ -136,37 +136,3 @@ def test_smile_works_after_tensorflow_in_the_same_process(voiced_signal, tmp_pat
     assert out.returncode == 0, out.stderr[-500:]
     assert out.stdout.strip().splitlines()[-1] == "88"
 
-
-def test_train_smile_tests_its_fold_models_on_degraded_copies_it_never_trained_on(tmp_path, monkeypatch):
-    """``test_conditions``: the speaker-independent fold models also predict a degraded copy of each test
-    clip (metadata "robustness", out-of-fold "speaker_independent@white5dB"); the copies are never
-    trained on, so everything else is what a run without them gives."""
-    import soundfile as sf
-
-    from ser.audio.corpora import Clip
-    from ser.audio.io import load_audio
-    from ser.training.smile import train_smile
-
-    monkeypatch.setenv("SER_CACHE_DIR", str(tmp_path / "cache"))
-    sr, clips = 16_000, []
-    t = np.arange(int(1.2 * sr)) / sr
-    for s in range(4):
-        for i in range(6):
-            f0 = (120.0 if i % 2 == 0 else 260.0) * (1 + 0.03 * s)
-            y = sum(np.sin(2 * np.pi * k * f0 * t) / k for k in range(1, 6)) * (0.5 + 0.4 * np.cos(2 * np.pi * 3 * t))
-            path = tmp_path / f"s{s}_{i}.wav"
-            sf.write(path, (0.3 * y / np.abs(y).max()).astype(np.float32), sr)
-            clips.append(Clip(str(path), ("sad", "angry")[i % 2], f"syn_{s}", "female" if s % 2 else "male", "syn"))
-    kw = dict(search=False, adapt=False, calibrate=False, n_jobs=1)
-    rec, report = train_smile(clips, test_conditions=("white5dB",), **kw)
-    plain, plain_report = train_smile(clips, **kw)
-
-    assert set(rec.metadata["metrics"]) == {"speaker_independent", "stratified"}
-    assert set(rec.metadata["robustness"]) == {"white5dB"} and plain.metadata["robustness"] is None
-    noisy, clean = report.results["speaker_independent@white5dB"], report.results["speaker_independent"]
-    assert np.array_equal(noisy.test_index, clean.test_index) and not np.allclose(noisy.proba, clean.proba)
-    assert rec.metadata["robustness"]["white5dB"]["n_test"] == len(clips)
-    assert "speaker_independent@white5dB" in rec.oof
-    np.testing.assert_allclose(clean.proba, plain_report.results["speaker_independent"].proba, atol=1e-9)
-    y0 = load_audio(clips[0].path)
-    np.testing.assert_allclose(rec.predict_proba(y0), plain.predict_proba(y0), atol=1e-9)

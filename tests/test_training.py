@@ -309,3 +309,33 @@ def test_a_runs_metadata_has_the_promised_keys(ravdess_run, tmp_path):
     assert meta["data"]["speakers"] == 4 and meta["data"]["licences"] == {"ravdess": "CC BY-NC-SA 4.0"}
     assert meta["preprocessing"]["audio"]["sr"] == 16000
     assert meta["params"]["augmentation"] == ["noise20dB"] and meta["params"]["search"]["enabled"] is False
+
+
+@pytest.mark.parametrize("kind", ["mlp", "smile"])
+def test_fold_models_are_tested_on_degraded_copies_they_never_trained_on(kind, corpus, tmp_path, monkeypatch):
+    """``test_conditions``: the speaker-independent fold models also predict a degraded copy of each test
+    clip (metadata "robustness", out-of-fold "speaker_independent@white5dB"); the copies are never
+    trained on, so everything else is what a run without them gives."""
+    from ser.audio.io import load_audio
+
+    if kind == "smile":
+        pytest.importorskip("opensmile")
+        from ser.training.smile import train_smile as train
+        kw = dict(search=False, adapt=False)
+    else:
+        train = train_mlp
+        kw = dict(search=False, params=TINY, importance=False, variants=("noise20dB",))
+    monkeypatch.setenv("SER_CACHE_DIR", str(tmp_path / "cache"))
+    kw.update(calibrate=False, n_jobs=1)
+    rec, report = train(corpus, test_conditions=("white5dB",), **kw)
+    plain, plain_report = train(corpus, **kw)
+
+    assert set(rec.metadata["metrics"]) == {"speaker_independent", "stratified"}
+    assert set(rec.metadata["robustness"]) == {"white5dB"} and plain.metadata["robustness"] is None
+    noisy, clean = report.results["speaker_independent@white5dB"], report.results["speaker_independent"]
+    assert np.array_equal(noisy.test_index, clean.test_index) and not np.allclose(noisy.proba, clean.proba)
+    assert rec.metadata["robustness"]["white5dB"]["n_test"] == len(corpus)
+    assert "speaker_independent@white5dB" in rec.oof
+    np.testing.assert_allclose(clean.proba, plain_report.results["speaker_independent"].proba, atol=1e-9)
+    y0 = load_audio(corpus[0].path)
+    np.testing.assert_allclose(rec.predict_proba(y0), plain.predict_proba(y0), atol=1e-9)

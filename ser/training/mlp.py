@@ -27,7 +27,7 @@ from ..features.handcrafted import FeatureConfig, extract_corpus, feature_groups
 from ..models.mlp import DEFAULT_PARAMS, SEARCH_SPACE, MLPRecognizer, fit_pipeline, make_pipeline
 from .metadata import Progress, audio_settings, data_summary, finish, labels_of, library_versions, noop_progress
 from .pipeline import PipelineTrainer, evaluate
-from .protocols import PROTOCOLS
+from .protocols import PROTOCOLS, robustness_summary
 
 __all__ = ["MLPTrainer", "search_params", "train_mlp"]
 
@@ -84,6 +84,7 @@ def train_mlp(
     n_iter: int = 8,
     params: dict | None = None,
     variants: Sequence[str] = MLP_VARIANTS,
+    test_conditions: Sequence[str] = (),
     protocols: Sequence[str] = PROTOCOLS,
     importance: bool = True,
     calibrate: bool = True,
@@ -106,6 +107,9 @@ def train_mlp(
     variants : sequence of str
         Augmented copies added to the training side (default :data:`ser.augment.MLP_VARIANTS`: the
         standard augmentation plus two random degradations per clip, ``reports/robustness.json``).
+    test_conditions : sequence of str
+        Degradations (:data:`ser.audio.degrade.TEST_CONDITIONS`) under which the speaker-independent
+        test clips are predicted again by the same fold models (``metadata["robustness"]``).
     calibrate : bool
         Fit a temperature (:mod:`ser.calibration`) on out-of-fold predictions of the training side
         (3-fold GroupKFold by speaker, inner models trained like the outer one): per
@@ -127,15 +131,15 @@ def train_mlp(
     clips = list(clips)
     labels = labels_of(clips)
     all_variants = (ORIGINAL, *variants)
-    progress(0.0, f"features of {len(clips)} clips x {len(all_variants)} variants")
-    X, hashes = extract_corpus([c.path for c in clips], config=config, variants=all_variants,
+    progress(0.0, f"features of {len(clips)} clips x {len(all_variants) + len(test_conditions)} variants")
+    X, hashes = extract_corpus([c.path for c in clips], config=config, variants=(*all_variants, *test_conditions),
                                n_jobs=n_jobs, progress=False)
     y = np.array([c.emotion for c in clips])
     speakers = np.array([c.speaker for c in clips])
     nf = X.shape[2]
     fixed = {**DEFAULT_PARAMS, **(params or {})}
     groups = feature_groups(config)
-    trainer = MLPTrainer(X, clips, labels, config=config, seed=seed)
+    trainer = MLPTrainer(X, clips, labels, config=config, seed=seed, train_cols=range(len(all_variants)))
     t_features = time.time() - started
 
     def choose(idx: np.ndarray) -> dict:
@@ -148,6 +152,7 @@ def train_mlp(
     n_steps = len(protocols) + 1
     ev = evaluate(trainer, clips, protocols=protocols, hashes=hashes, choose=choose, calibrate=calibrate,
                   calibration_splits=calibration_splits, importance_groups=groups if importance else None,
+                  test_columns={c: len(all_variants) + k for k, c in enumerate(test_conditions)},
                   seed=seed, progress=progress, n_steps=n_steps)
     results, importances, calibration = ev.results, ev.importance, ev.calibration
     progress(len(protocols) / n_steps, "final model on all clips")
@@ -165,7 +170,8 @@ def train_mlp(
         "preprocessing": {"audio": audio_settings(), "features": config.to_dict(),
                           "n_features": nf, "pooling": "mean and std over frames; pitch statistics over voiced frames"},
         "data": data_summary(clips, data_root),
-        "metrics": {p: r.metrics for p, r in results.items()},
+        "metrics": {p: results[p].metrics for p in protocols},
+        "robustness": robustness_summary(results),
         "feature_importance": importances,
         "calibration": ({"method": "temperature scaling", "temperature": final_temperature,
                          "fitted_on": f"out-of-fold predictions of the training clips ({calibration_splits}-fold "
