@@ -179,39 +179,30 @@ def test_pip_install_gives_a_working_ser_command(tmp_path):
     assert where.stdout.strip() == str(site / "ser" / "__init__.py")
 
 
-@pytest.mark.parametrize("flags, variants", [([], ()), (["--degraded-copies"], ("degraded1", "degraded2"))])
-def test_smile_training_adds_degraded_copies_only_when_asked(flags, variants, monkeypatch):
-    seen = {}
-
-    def fake_train_smile(clips, **kwargs):
-        seen.update(kwargs)
-        raise SystemExit(0)  # stop before saving anything
-
-    monkeypatch.setattr(cli, "train_smile", fake_train_smile)
-    monkeypatch.setattr(cli, "_load_clips", lambda args: [])
-    with pytest.raises(SystemExit):
-        cli.main(["train", "smile", "--no-save", *flags])
-    assert tuple(seen["variants"]) == variants
+AUG, DEG = ("pitch+2", "stretch1.1", "noise20dB"), ("degraded1", "degraded2")
 
 
-@pytest.mark.parametrize("flags, variants, conditions", [
-    ([], ("pitch+2", "stretch1.1", "noise20dB"), ()),
-    (["--degraded-copies", "--test-conditions", "telephone", "white10dB"],
-     ("pitch+2", "stretch1.1", "noise20dB", "degraded1", "degraded2"), ("telephone", "white10dB")),
-    (["--no-augment", "--degraded-copies"], ("degraded1", "degraded2"), ()),
+@pytest.mark.parametrize("kind, flags, variants, conditions", [
+    ("smile", [], (), ()),
+    ("smile", ["--degraded-copies", "--test-conditions", "telephone"], DEG, ("telephone",)),
+    ("cnn", [], AUG, ()),
+    ("cnn", ["--degraded-copies", "--test-conditions", "telephone", "white10dB"], AUG + DEG, ("telephone", "white10dB")),
+    ("cnn", ["--no-augment", "--degraded-copies"], DEG, ()),
+    ("mlp", [], AUG, ()),
+    ("mlp", ["--degraded-copies", "--test-conditions", "white10dB"], AUG + DEG, ("white10dB",)),
 ])
-def test_cnn_training_takes_the_robust_recipe_and_test_conditions_when_asked(flags, variants, conditions,
-                                                                             monkeypatch):
+def test_training_takes_the_robust_recipe_and_test_conditions_only_when_asked(kind, flags, variants, conditions,
+                                                                              monkeypatch):
     seen = {}
 
-    def fake_train_cnn(clips, **kwargs):
+    def fake_train(clips, **kwargs):
         seen.update(kwargs)
         raise SystemExit(0)  # stop before saving anything
 
-    monkeypatch.setattr(cli, "train_cnn", fake_train_cnn)
+    monkeypatch.setattr(cli, f"train_{kind}", fake_train)
     monkeypatch.setattr(cli, "_load_clips", lambda args: [])
     with pytest.raises(SystemExit):
-        cli.main(["train", "cnn", "--no-save", *flags])
+        cli.main(["train", kind, "--no-save", *flags])
     assert tuple(seen["variants"]) == variants and tuple(seen["test_conditions"]) == conditions
 
 
