@@ -270,18 +270,24 @@ def test_cnn_trainer_reads_only_its_training_side_and_columns(cnn):
 
 
 @pytest.mark.slow
-def test_train_cnn_end_to_end_on_a_synthetic_corpus(cnn, tmp_path, monkeypatch):
-    """train_cnn: both protocols' metrics, history, and a recognizer that predicts files."""
+def _two_class_clips(folder) -> list[Clip]:
+    """4 synthetic speakers x 8 clips, the emotion carried by pitch (two classes)."""
     import soundfile as sf
 
-    monkeypatch.setenv("SER_CACHE_DIR", str(tmp_path / "cache"))
     clips = []
     for s in range(4):
         for i in range(8):
             emotion = LABELS[i % 2]  # two classes
-            path = tmp_path / f"s{s}_{i}.wav"
+            path = folder / f"s{s}_{i}.wav"
             sf.write(path, voice(130.0 if i % 2 == 0 else 800.0, 1.0 + 0.05 * i, seed=10 * s + i), SR)
             clips.append(Clip(str(path), emotion, f"syn_{s}", "female" if s % 2 else "male", "syn"))
+    return clips
+
+
+def test_train_cnn_end_to_end_on_a_synthetic_corpus(cnn, tmp_path, monkeypatch):
+    """train_cnn: both protocols' metrics, history, and a recognizer that predicts files."""
+    monkeypatch.setenv("SER_CACHE_DIR", str(tmp_path / "cache"))
+    clips = _two_class_clips(tmp_path)
     rec, report = cnn_training.train_cnn(clips, params={**TINY, "validation_speakers": 1}, epochs=3, variants=("noise20dB",),
                                 n_jobs=1)
     meta = rec.metadata
@@ -292,3 +298,23 @@ def test_train_cnn_end_to_end_on_a_synthetic_corpus(cnn, tmp_path, monkeypatch):
     assert set(rec.oof) == {"speaker_independent", "stratified"}
     assert len(list((tmp_path / "cache" / "logmel").glob("*.npy"))) == 2 * len(clips)
     assert rec.predict(clips[0].path).label in {"neutral", "calm"}
+
+
+def test_train_cnn_tests_its_fold_models_on_degraded_copies_it_never_trained_on(cnn, tmp_path, monkeypatch):
+    """``test_conditions``: each speaker-independent fold model also predicts a degraded copy of its test
+    clips (metadata "robustness", out-of-fold "speaker_independent@white5dB"); the copies are not among
+    the images it trains on (each epoch shows the clip and its one augmented copy, not three)."""
+    from ser.training.protocols import protocol_splits
+
+    monkeypatch.setenv("SER_CACHE_DIR", str(tmp_path / "cache"))
+    clips = _two_class_clips(tmp_path)
+    rec, report = cnn_training.train_cnn(clips, params={**TINY, "validation_speakers": 1}, epochs=1,
+                                         variants=("noise20dB",), test_conditions=("white5dB",), n_jobs=1)
+    meta = rec.metadata
+    assert set(meta["metrics"]) == {"speaker_independent", "stratified"} and set(meta["robustness"]) == {"white5dB"}
+    noisy, clean = report.results["speaker_independent@white5dB"], report.results["speaker_independent"]
+    assert np.array_equal(noisy.test_index, clean.test_index) and not np.allclose(noisy.proba, clean.proba)
+    assert meta["robustness"]["white5dB"]["n_test"] == len(clips) and "speaker_independent@white5dB" in rec.oof
+    for fold, test in zip(meta["history"]["folds"]["speaker_independent"],
+                          protocol_splits(clips, "speaker_independent")):
+        assert fold["train_images_per_epoch"] == 2 * (len(clips) - len(test[1]) - fold["val_clips"])

@@ -28,7 +28,7 @@ from ..features.logmel import SpectrogramConfig, logmel_windows
 from ..models.calibration import fit_temperature
 from ..models.cnn import CNNRecognizer, build_cnn, keras_module
 from .metadata import Progress, audio_settings, data_summary, finish, labels_of, library_versions, noop_progress
-from .protocols import PROTOCOLS, confused_pairs, protocol_splits, robustness_summary, run_protocol, under_condition
+from .protocols import PROTOCOLS, confused_pairs, protocol_splits, robustness_summary, run_protocol, under_conditions
 
 __all__ = ["DEFAULT_PARAMS", "CNNTrainer", "FittedCNN", "logmel_corpus", "validation_split", "fit_cnn",
            "train_cnn"]
@@ -415,7 +415,7 @@ def train_cnn(
     done = [0]
 
     trainer = CNNTrainer(images, clips, labels, groups=hashes, params=p, seed=seed,
-                         train_cols=range(len(all_variants)) if test_conditions else None)
+                         train_cols=range(len(all_variants)))
 
     def train(train_idx: np.ndarray, stage: str):
         def epoch_done(epoch: int, logs: dict) -> None:
@@ -446,9 +446,7 @@ def train_cnn(
             return trainer.proba(model, test_idx)
 
         res = run_protocol(fit_predict, clips, protocol=protocol, labels=labels, groups=hashes, seed=42)
-        for c, parts in degraded.items():
-            if parts:
-                results[f"{protocol}@{c}"] = under_condition(res, c, np.concatenate(parts))
+        results.update(under_conditions(res, degraded))
         ids = [clips[i].clip_id for i in res.test_index]
         res.metrics["error_analysis"] = confused_pairs(res.y_true, res.y_pred, labels, ids)
         res.metrics["best_epoch_per_fold"] = [h["best_epoch"] for h in histories]

@@ -23,7 +23,7 @@ from .cnn import train_cnn
 from .metadata import Progress, TrainingReport, audio_settings, data_summary, finish, library_versions
 from .mlp import train_mlp
 from .protocols import (PROTOCOLS, ProtocolResult, classification_metrics, confused_pairs, describe,
-                        robustness_summary)
+                        robustness_summary, split_condition)
 from .smile import train_smile
 
 __all__ = ["MEMBERS", "TRAINERS", "combine_results", "build_ensemble", "results_from_oof",
@@ -96,8 +96,8 @@ def build_ensemble(
     weights = {n: 1.0 for n in members} if weights is None else dict(weights)
     protocols = [p for p in PROTOCOLS if all(p in member_results[n] for n in members)]
     # and the degraded test conditions ("<protocol>@<condition>") every member was tested under
-    shared = [p for p in member_results[next(iter(members))] if "@" in p and p.split("@")[0] in protocols
-              and all(p in member_results[n] for n in members)]
+    shared = [p for p in member_results[next(iter(members))] if split_condition(p)[1]
+              and split_condition(p)[0] in protocols and all(p in member_results[n] for n in members)]
     results = {p: combine_results({n: member_results[n][p] for n in members}, weights, clips)
                for p in (*protocols, *shared)}
     temperature, calibration = None, None

@@ -31,7 +31,7 @@ from ..models.pipeline import PipelineRecognizer
 from ..models.speaker import (Z_FROM_CLIPS, Adaptation, AdaptedHead, Enrolment, enrolment_draw,
                               speaker_standardize, standardize_by_enrolment, std_floor)
 from .metadata import Progress, noop_progress
-from .protocols import confused_pairs, grouped_permutation_importance, run_protocol, under_condition
+from .protocols import confused_pairs, grouped_permutation_importance, run_protocol, under_conditions
 
 __all__ = ["PipelineTrainer", "Evaluation", "evaluate", "ADAPTATION_RECIPE", "fit_adaptation"]
 
@@ -247,7 +247,8 @@ def evaluate(
         Measure grouped permutation importance of these families on each fold's test clips.
     test_columns : {condition: variant column}, optional
         Degraded copies of every clip (never trained on) that the speaker-independent fold models
-        also predict: results ``"speaker_independent@<condition>"`` (:func:`under_condition`).
+        also predict: results ``"speaker_independent@<condition>"``
+        (:func:`ser.training.protocols.under_condition`).
     n_steps : int, optional
         ``progress`` spans ``len(protocols)`` of ``n_steps`` equal parts (the caller's final fit
         takes the rest).
@@ -301,9 +302,7 @@ def evaluate(
                 "reliability_after": reliability_diagram(scaled, res.y_true),
             }
         results[protocol] = res
-        for c, parts in degraded.items():
-            if parts:
-                results[f"{protocol}@{c}"] = under_condition(res, c, np.concatenate(parts))
+        results.update(under_conditions(res, degraded))
         chosen_params[protocol] = fold_params
         if fold_importance:
             mean = {k: float(np.mean([f[k] for f in fold_importance])) for k in fold_importance[0]}

@@ -39,7 +39,10 @@ __all__ = [
     "protocol_splits",
     "run_protocol",
     "oof_of",
+    "condition_key",
+    "split_condition",
     "under_condition",
+    "under_conditions",
     "robustness_summary",
     "classification_metrics",
     "confused_pairs",
@@ -120,7 +123,7 @@ def protocol_splits(
 def describe(protocol: str, clips: Sequence[Clip]) -> str:
     """The protocol in words, as stored in metadata and model cards (``"<protocol>@<condition>"``: the
     same test clips with degraded audio)."""
-    protocol, _, condition = protocol.partition("@")
+    protocol, condition = split_condition(protocol)
     if condition:
         return _degraded(describe(protocol, clips), condition)
     if protocol == "speaker_independent":
@@ -204,6 +207,17 @@ def run_protocol(
     return result
 
 
+def condition_key(protocol: str, condition: str) -> str:
+    """The name of ``protocol``'s test clips heard under ``condition``: ``"<protocol>@<condition>"``."""
+    return f"{protocol}@{condition}"
+
+
+def split_condition(key: str) -> tuple[str, str]:
+    """``(protocol, condition)`` of a :func:`condition_key`; ``(key, "")`` for a plain protocol."""
+    protocol, _, condition = key.partition("@")
+    return protocol, condition
+
+
 def _degraded(description: str, condition: str) -> str:
     return f"{description}; test audio degraded: {condition}"
 
@@ -216,18 +230,29 @@ def under_condition(result: ProtocolResult, condition: str, proba: np.ndarray) -
     and is saved with the out-of-fold predictions, so an ensemble's members can be combined under the
     same degradation later.
     """
-    res = ProtocolResult(f"{result.protocol}@{condition}", list(result.labels), result.test_index,
+    res = ProtocolResult(condition_key(result.protocol, condition), list(result.labels), result.test_index,
                          np.asarray(proba, dtype=np.float64), result.y_true)
     res.metrics = classification_metrics(res.y_true, res.y_pred, res.labels)
     res.metrics["protocol"] = _degraded(result.metrics.get("protocol", result.protocol), condition)
     return res
 
 
+def under_conditions(result: ProtocolResult, folds: dict[str, list[np.ndarray]]) -> dict[str, ProtocolResult]:
+    """:func:`under_condition` of each condition whose fold models' predictions ``folds[condition]`` (one
+    array per fold, in ``result``'s fold order) were collected; keyed by :func:`condition_key`."""
+    out = {}
+    for condition, parts in folds.items():
+        if parts:
+            res = under_condition(result, condition, np.concatenate(parts))
+            out[res.protocol] = res
+    return out
+
+
 def robustness_summary(results: dict[str, ProtocolResult]) -> dict | None:
     """``{condition: {accuracy, uar, macro_f1, n_test}}`` of the ``"<protocol>@<condition>"`` results
     (what metadata keeps under ``"robustness"``); ``None`` when there are none."""
-    return {p.split("@", 1)[1]: {k: r.metrics[k] for k in ("accuracy", "uar", "macro_f1", "n_test")}
-            for p, r in results.items() if "@" in p} or None
+    return {split_condition(p)[1]: {k: r.metrics[k] for k in ("accuracy", "uar", "macro_f1", "n_test")}
+            for p, r in results.items() if split_condition(p)[1]} or None
 
 
 def oof_of(results: dict[str, "ProtocolResult"], clips: Sequence[Clip]) -> dict:
