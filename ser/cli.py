@@ -83,6 +83,13 @@ def _add_robustness_args(p: argparse.ArgumentParser) -> None:
                         "(metadata 'robustness'; an ensemble of members tested alike gets it too)")
 
 
+def _training_copies(args, standard: tuple[str, ...]) -> tuple[str, ...]:
+    """The copies of each training clip a run adds: ``standard`` augmentation (unless ``--no-augment``),
+    then the robust recipe's degraded copies (``--degraded-copies``)."""
+    return ((() if getattr(args, "no_augment", False) else standard)
+            + (TRAINING_VARIANTS if args.degraded_copies else ()))
+
+
 def _add_scheduler_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scheduler", default=None, metavar="ADDRESS",
                    help="run the parallel work (feature extraction, search, prediction) on a Dask cluster, "
@@ -319,8 +326,7 @@ def _cmd_mlp(args) -> int:
                                 ("learning_rate_init", args.lr), ("batch_size", args.batch_size))
               if v is not None}
     rec, report = train_mlp(clips, search=not args.no_search, n_iter=args.n_iter, params=params,
-                            variants=(() if args.no_augment else VARIANTS)
-                            + (TRAINING_VARIANTS if args.degraded_copies else ()),
+                            variants=_training_copies(args, VARIANTS),
                             test_conditions=args.test_conditions,
                             importance=not args.no_importance, seed=args.seed, n_jobs=args.jobs,
                             progress=_progress_printer(), data_root=args.data,
@@ -334,7 +340,7 @@ def _cmd_mlp(args) -> int:
 def _cmd_smile(args) -> int:
     config = SmileConfig(level_db=None if args.no_level_norm else TARGET_DBFS)
     rec, _ = train_smile(_load_clips(args), config=config, search=not args.no_search, C=args.C, seed=args.seed,
-                         adapt=not args.no_adapt, variants=TRAINING_VARIANTS if args.degraded_copies else (),
+                         adapt=not args.no_adapt, variants=_training_copies(args, ()),
                          test_conditions=args.test_conditions, n_jobs=args.jobs, progress=_progress_printer(),
                          data_root=args.data)
     saved = None if args.no_save else rec.save_pretrained(_models_root(args) / "smile")
@@ -356,7 +362,7 @@ def _cmd_deep(args) -> int:
                    f"  val_loss {logs.get('val_loss', 0):.3f}  val_acc {logs.get('val_accuracy', 0):.3f}",
                    file=sys.stderr)
 
-    variants = (() if args.no_augment else VARIANTS) + (TRAINING_VARIANTS if args.degraded_copies else ())
+    variants = _training_copies(args, VARIANTS)
     kwargs = dict(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, n_jobs=args.jobs,
                   data_root=args.data)
     if args.kind == "cnn":
@@ -369,7 +375,7 @@ def _cmd_deep(args) -> int:
     member_kwargs = {"mlp": {"variants": variants, "test_conditions": args.test_conditions},
                      "cnn": {"variants": variants, "test_conditions": args.test_conditions, "epochs": args.epochs,
                              "batch_size": args.batch_size, "on_epoch": on_epoch},
-                     "smile": {"variants": TRAINING_VARIANTS if args.degraded_copies else (),
+                     "smile": {"variants": _training_copies(args, ()),
                                "test_conditions": args.test_conditions}}
     out = train_all(clips, members=args.members, reuse=reuse, member_kwargs=member_kwargs, progress=progress,
                     seed=args.seed, n_jobs=args.jobs, data_root=args.data)
