@@ -6,6 +6,7 @@ Tiny networks only (a few hundred parameters, a few steps) so the file runs in s
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -29,6 +30,26 @@ def voice(f0: float, seconds: float = 1.2, *, seed: int = 0) -> np.ndarray:
     t = np.arange(int(seconds * SR)) / SR
     y = sum(np.sin(2 * np.pi * k * f0 * t) / k for k in range(1, 8)) * (0.6 + 0.4 * np.cos(2 * np.pi * 3 * t))
     return (0.3 * y / np.abs(y).max() + 0.003 * rng.standard_normal(len(t))).astype(np.float32)
+
+
+@pytest.mark.parametrize("given, enabled", [(None, True), ("0", False)])
+def test_tensorflow_runs_its_onednn_kernels_unless_told_otherwise(given, enabled):
+    """keras_module() turns TensorFlow's oneDNN kernels on (TensorFlow does so itself only on some CPUs;
+    without them this network trained 1.4x slower here, bench/tf_speed.py); a user's explicit setting
+    wins. In a fresh interpreter: TensorFlow reads the variable once, when it starts."""
+    pytest.importorskip("keras")
+    env = {k: v for k, v in os.environ.items() if k != "TF_ENABLE_ONEDNN_OPTS"}
+    if given is not None:
+        env["TF_ENABLE_ONEDNN_OPTS"] = given
+    code = ("import os\n"
+            "from ser.models.cnn import keras_module\n"
+            "keras_module()\n"
+            "from tensorflow.python.util import _pywrap_util_port\n"
+            "print(os.environ['TF_ENABLE_ONEDNN_OPTS'], _pywrap_util_port.IsMklEnabled())")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300,
+                         cwd=REPO)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split()[-2:] == [given or "1", str(enabled)]
 
 
 @pytest.fixture(scope="module")

@@ -37,13 +37,18 @@ _KERAS_READY = False
 def keras_module():
     """Import Keras on TensorFlow with this machine's thread settings (once per process).
 
-    Threads: :func:`ser.settings.tf_threads` intra-op threads and one inter-op thread; set before TensorFlow starts, later calls keep the first setting.
+    Threads: :func:`ser.settings.tf_threads` intra-op threads and one inter-op thread; oneDNN kernels on.
+    Set before TensorFlow starts; later calls keep the first setting.
     """
     global _KERAS_READY
     with _KERAS_LOCK:
         if not _KERAS_READY:
             os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
             os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+            # TensorFlow turns its oneDNN kernels on by itself only on some (Intel) CPUs; on AMD ones it
+            # fell back to kernels that trained this network 1.4x slower and predicted 1.6x slower (bench/tf_speed.py). An explicit
+            # TF_ENABLE_ONEDNN_OPTS wins.
+            os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
             import tensorflow as tf
 
             threads = settings.tf_threads()
