@@ -35,11 +35,12 @@ from .cluster import parallel_context
 from .errors import DataError, ModelError, ParameterError, SerError
 from .features.handcrafted import FeatureConfig
 from .features.smile import SmileConfig
+from .hub.card import refresh_card
 from .hub.transfer import pull, push
 from .models.registry import get_recognizer
 from .models.smile import DEFAULT_C
 from .models.speaker import MIN_ENROL_CLIPS, SpeakerProfile
-from .reports import protocol_table, update_readme
+from .reports import MODEL_ORDER, protocol_table, update_readme
 from .serving.batch import ENROL_CLIPS, CsvRun, expand_inputs, predict_to_csv
 from .training.cnn import train_cnn
 from .training.ensemble import MEMBERS as ENSEMBLE_MEMBERS
@@ -207,7 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_hub_commands(sub)
     p = sub.add_parser("report", help="regenerate the README's tables from what was measured",
                        description="Rewrite README.md's results block (the bundled models' metadata.json) and "
-                                   "studies block (reports/*.json).")
+                                   "studies block (reports/*.json), and the bundled models' cards.")
     p.add_argument("--readme", default=str(settings.PROJECT / "README.md"), help="default: %(default)s")
     p.add_argument("--models-dir", default=None, help="default $SER_MODELS_DIR, else the bundled models/")
     p.set_defaults(handler=_cmd_report)
@@ -448,6 +449,10 @@ def _cmd_report(args) -> int:
     except ValueError as e:  # the file lacks the marked blocks
         raise ParameterError(f"{readme}: {e}") from None
     print(f"{readme} updated" if changed else f"{readme} already up to date", file=sys.stderr)
+    models = Path(args.models_dir or settings.models_dir())
+    for kind in MODEL_ORDER:
+        if (models / kind / "metadata.json").is_file() and refresh_card(models / kind):
+            print(f"{models / kind / 'README.md'} (model card) updated", file=sys.stderr)
     return 0
 
 

@@ -5,13 +5,14 @@ path leaks; the stored studies of the model's recipe appear when there are any."
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
 import yaml
 from huggingface_hub import ModelCard
 
-from ser.hub.card import build_card
+from ser.hub.card import build_card, refresh_card
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -71,3 +72,26 @@ def test_card_licence_is_the_strictest_of_the_corpora():
     card = build_card(meta)
     assert card.data.license == "cc-by-nc-nd-4.0"
     assert "without\nderivatives" in card.text or "without derivatives" in card.text
+
+
+def test_card_shows_the_degraded_test_audio_rows_and_names_the_ensembles_members():
+    meta = json.loads((REPO / "models" / "smile" / "metadata.json").read_text(encoding="utf-8"))
+    meta["robustness"] = {"telephone": {"accuracy": 0.4321, "macro_f1": 0.41, "uar": 0.4123, "n_test": 1440}}
+    card = build_card(meta, studies="")
+    assert "| speaker-independent, telephone test audio | 0.432 | 0.410 | 0.412 | n/a | 1440 |" in card.text
+    assert "degraded copy of each test clip (telephone; never trained on)" in card.text.replace("\n", " ")
+    assert len(card.data.eval_results) == 8  # 4 metrics x the two protocols: degraded audio is not a dataset
+    assert "openSMILE's ComParE_2016" in card.text
+    without = build_card({k: v for k, v in meta.items() if k != "robustness"}, studies="")
+    assert "test audio" not in without.text
+    ensemble = {"model": "ensemble", "version": "v1", "files": {},
+                "params": {"members": {"cnn": {}, "smile": {}}}}
+    assert "an ensemble of the CNN and the openSMILE model that labels" in build_card(ensemble, studies="").text
+
+
+@pytest.mark.parametrize("kind", ["mlp", "cnn", "smile", "ensemble"])
+def test_the_bundled_cards_are_current(kind, tmp_path):
+    """``ser report`` rewrote each bundled model's card from its metadata (else the card lies)."""
+    for name in ("metadata.json", "README.md"):
+        shutil.copy(REPO / "models" / kind / name, tmp_path / name)
+    assert not refresh_card(tmp_path), f"models/{kind}/README.md is stale: run `python -m ser report`"

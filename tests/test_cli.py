@@ -104,11 +104,16 @@ def test_a_bad_setting_is_an_error_naming_it(monkeypatch, capsys):
     assert err.count("\n") == 1 and "SER_UNCERTAIN_BELOW" in err
 
 
-def test_report_rewrites_a_copy_of_the_readme(tmp_path, capsys):
+def test_report_rewrites_a_copy_of_the_readme_and_the_model_cards(tmp_path, capsys):
+    models = tmp_path / "models"  # the bundled models' metadata, without their cards
+    for kind in ("mlp", "cnn", "smile", "ensemble"):
+        (models / kind).mkdir(parents=True)
+        shutil.copy(REPO / "models" / kind / "metadata.json", models / kind)
     pristine = tmp_path / "pristine.md"
     shutil.copy(REPO / "README.md", pristine)
-    assert cli.main(["report", "--readme", str(pristine), "--models-dir", str(REPO / "models")]) == 0
-    capsys.readouterr()
+    assert cli.main(["report", "--readme", str(pristine), "--models-dir", str(models)]) == 0
+    assert capsys.readouterr().err.count("(model card) updated") == 4
+    assert "## Results" in (models / "smile" / "README.md").read_text(encoding="utf-8")
     expected = pristine.read_text(encoding="utf-8")
 
     stale = tmp_path / "README.md"
@@ -117,10 +122,10 @@ def test_report_rewrites_a_copy_of_the_readme(tmp_path, capsys):
     tail = tail.split(STUDIES_START, 1)[0] + f"{STUDIES_START}\nold numbers\n{STUDIES_END}" + \
         tail.split(STUDIES_END, 1)[1]
     stale.write_text(f"{head}{START}\n| old | table |\n{END}{tail}", encoding="utf-8")
-    assert cli.main(["report", "--readme", str(stale), "--models-dir", str(REPO / "models")]) == 0
-    assert capsys.readouterr().err.strip() == f"{stale} updated"
+    assert cli.main(["report", "--readme", str(stale), "--models-dir", str(models)]) == 0
+    assert capsys.readouterr().err.strip() == f"{stale} updated"  # the cards were already current
     assert stale.read_text(encoding="utf-8") == expected  # both blocks back, every other line untouched
-    assert cli.main(["report", "--readme", str(stale), "--models-dir", str(REPO / "models")]) == 0
+    assert cli.main(["report", "--readme", str(stale), "--models-dir", str(models)]) == 0
     assert capsys.readouterr().err.strip() == f"{stale} already up to date"
 
 

@@ -7,8 +7,10 @@ the model, and what the stored studies say about models of its recipe (:func:`se
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
+from pathlib import Path
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
@@ -16,7 +18,7 @@ from ..audio.corpora import corpus_licence, corpus_name
 from ..reports import card_section
 from .artifacts import is_unsafe
 
-__all__ = ["build_card"]
+__all__ = ["build_card", "refresh_card"]
 
 #: Most restrictive last: a model trained on several corpora is bound by the strictest licence.
 _LICENCE_ORDER = ("cc-by-4.0", "cc-by-sa-4.0", "cc-by-nc-4.0", "cc-by-nc-sa-4.0", "cc-by-nc-nd-4.0")
@@ -38,7 +40,7 @@ _CARD_TEMPLATE = """---
 
 # {{ title }}
 
-Speech emotion recognition: a {{ kind_words }} that labels a speech clip with one of
+Speech emotion recognition: {{ kind_words }} that labels a speech clip with one of
 {{ labels | length }} emotions: {{ labels | join(", ") }}.
 Trained with `ser`; model version `{{ version }}`{% if created %} on {{ created }}{% endif %}.
 
@@ -46,7 +48,9 @@ Trained with `ser`; model version `{{ version }}`{% if created %} on {{ created 
 
 Two evaluation protocols, always reported together. The **speaker-independent** one is the honest
 estimate for a voice the model has never heard; the stratified clip split lets the same actors
-appear in training and test and therefore reads higher.
+appear in training and test and therefore reads higher.{% if degraded %} The speaker-independent folds' models
+were also tested on a degraded copy of each test clip ({{ degraded | join(", ") }}; never trained on):
+how much a worse channel costs.{% endif %}
 
 | protocol | accuracy | macro F1 | UAR | macro precision | test clips |
 |---|---|---|---|---|---|
@@ -220,6 +224,24 @@ def _lines(mapping: Mapping, *, skip: tuple[str, ...] = ()) -> list[str]:
     return out
 
 
+_KIND_WORDS = {
+    "mlp": "a scikit-learn MLP on handcrafted acoustic features (MFCC, chroma, mel, contrast, pitch)",
+    "cnn": "a Keras CNN on 128x128 log-mel spectrogram windows",
+    "smile": "a regularised logistic regression on openSMILE's ComParE_2016 and eGeMAPSv02 functionals",
+}
+_MEMBER_NAMES = {"mlp": "the MLP", "cnn": "the CNN", "smile": "the openSMILE model"}
+
+
+def _kind_words(kind: str, metadata: Mapping) -> str:
+    """What the model is, for the card's first sentence (an ensemble names its members)."""
+    if kind == "ensemble":
+        members = list(((metadata.get("params") or {}).get("members") or {}))
+        named = [_MEMBER_NAMES.get(m, m) for m in members] or ["models"]
+        listed = named[0] if len(named) == 1 else f"{', '.join(named[:-1])} and {named[-1]}"
+        return f"an ensemble of {listed}"
+    return _KIND_WORDS.get(kind, f"a {kind} model")
+
+
 def build_card(metadata: Mapping, *, repo_id: str | None = None, studies: str | None = None) -> ModelCard:
     """The model card (``README.md``) of a saved model, from its ``metadata.json``.
 
@@ -269,6 +291,14 @@ def build_card(metadata: Mapping, *, repo_id: str | None = None, studies: str | 
                     metric_value=round(float(m[metric_key]), 4), metric_name=f"{pretty} ({name})", metric_args=args,
                 ))
     labels = labels or list((metadata.get("params") or {}).get("labels") or [])
+    # Degraded test audio: table rows only (the model-index keeps one result per protocol).
+    degraded = [c for c, m in (metadata.get("robustness") or {}).items() if isinstance(m, Mapping)]
+    for c in degraded:
+        m = metadata["robustness"][c]
+        name = f"{_PROTOCOL_NAMES['speaker_independent']}, {c} test audio"
+        protocols.append({"name": name, "n_test": m.get("n_test", "n/a"),
+                          "description": f"the speaker-independent folds' models on a {c} copy of each test clip",
+                          **{k: _fmt(m.get(k)) for k, *_ in _METRICS}})
 
     confused = [f"{p['pair'][0]} / {p['pair'][1]} ({p['count']} clips)"
                 for p in (metrics.get("speaker_independent") or {}).get("error_analysis") or []
@@ -325,9 +355,7 @@ def build_card(metadata: Mapping, *, repo_id: str | None = None, studies: str | 
             name, "seed-compatible pickle (local use; refused from the Hub by default)"
             if is_unsafe(name) else "")
         files.append({"name": name, "what": what})
-    kind_words = {"mlp": "scikit-learn MLP on handcrafted acoustic features (MFCC, chroma, mel, contrast, pitch)",
-                  "cnn": "Keras CNN on 128x128 log-mel spectrogram windows",
-                  "ensemble": "ensemble of the MLP and the CNN"}.get(kind, f"{kind} model")
+    kind_words = _kind_words(kind, metadata)
     if studies is None:
         studies = card_section(dict(metadata))
     card = ModelCard.from_template(
@@ -335,7 +363,7 @@ def build_card(metadata: Mapping, *, repo_id: str | None = None, studies: str | 
         template_str=_CARD_TEMPLATE,
         title=f"{model_name}: speech emotion recognition ({kind.upper()}, {version})",
         kind_words=kind_words, version=version, created=metadata.get("created"), labels=labels,
-        protocols=protocols, confusion=confusion, confused=confused, sample_rate=sample_rate,
+        protocols=protocols, degraded=degraded, confusion=confusion, confused=confused, sample_rate=sample_rate,
         preprocessing=_lines(preprocessing), data_lines=data_lines, citations=citations,
         licence_words="; ".join(f"{corpus_name(c)}: {v}" for c, v in licences.items())
         or "not recorded in the metadata",
@@ -349,3 +377,14 @@ def build_card(metadata: Mapping, *, repo_id: str | None = None, studies: str | 
     return ModelCard(re.sub(r"\n{3,}", "\n\n", str(card)))  # the template's blocks leave blank runs
 
 
+def refresh_card(folder: str | Path) -> bool:
+    """Rewrite a saved model's ``README.md`` from its ``metadata.json`` (the card is not a verified
+    file, so the model's version and hashes stay); return whether the text changed."""
+    folder = Path(folder)
+    metadata = json.loads((folder / "metadata.json").read_text(encoding="utf-8"))
+    text = str(build_card(metadata))
+    path = folder / "README.md"
+    if path.is_file() and path.read_text(encoding="utf-8") == text:
+        return False
+    path.write_text(text, encoding="utf-8")
+    return True
