@@ -17,18 +17,12 @@ from .degrade import mix_noise
 from .io import SAMPLE_RATE
 
 __all__ = ["pitch_shift", "time_stretch", "apply_variant", "is_degradation", "VARIANTS",
-           "MLP_VARIANTS", "ORIGINAL"]
+           "ORIGINAL"]
 
 ORIGINAL = "original"
 #: Augmented variants used for training, by name (the seed's pitch +2 semitones and 1.1x stretch,
 #: plus white noise at 20 dB SNR).
 VARIANTS: tuple[str, ...] = ("pitch+2", "stretch1.1", "noise20dB")
-#: The MLP's training augmentation: :data:`VARIANTS` plus two randomly degraded copies of each
-#: training clip (:data:`ser.degrade.TRAINING_VARIANTS`: reverberation, white/babble noise, gain,
-#: telephone or codec). Kept because, on RAVDESS's speaker-independent folds, it raised accuracy
-#: under 12 of the 13 tested degradations (not under mild reverberation, RT60 0.3 s: -0.7 points)
-#: while clean accuracy moved by less than 1 point (-0.4; ``reports/robustness.json``).
-MLP_VARIANTS: tuple[str, ...] = VARIANTS + ("degraded1", "degraded2")
 
 
 def pitch_shift(y: np.ndarray, *, sr: int = SAMPLE_RATE, n_steps: float = 2.0) -> np.ndarray:
