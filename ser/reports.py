@@ -29,7 +29,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from . import settings
-from .audio.corpora import corpus_name
+from .audio.corpora import EMOTIONS, corpus_name
 from .plots import enrolment_curve, message_figure, reliability_figure, robustness_figure
 
 __all__ = [
@@ -547,6 +547,38 @@ def timeline_adapt_table(report: dict | None = None) -> str:
     return "\n".join(rows) + "\n\n" + note
 
 
+def predicted_share_table(sources: Sequence[tuple[str, dict | None]]) -> str:
+    """Markdown: how a model trained on one corpus labels another's clips (share of the test clips
+    given each label, from the confusion matrices), and which of the test corpus' emotions it never
+    gives: the collapse check, in both directions.
+
+    ``sources``: (name, report) pairs; a report is ``crosscorpus*.json`` (the ``raw`` run of each
+    cross-corpus pair) or ``crosscorpus_bundled.json`` (one row per bundled model).
+    """
+    rows = []
+    for name, report in sources:
+        for key, runs in ((report or {}).get("results") or {}).items():
+            if "→" not in key or key.startswith(("within:", "multi:")):
+                continue
+            versions = report.get("versions") or {}
+            runs = {"raw": runs["raw"]} if "raw" in runs else runs  # a study's pair, or each bundled model
+            for run_name, r in runs.items():
+                for test, confusion in (r.get("confusion") or {}).items():
+                    present = r["by_corpus"][test].get("labels_present") or r["labels"]
+                    given = [sum(col) for col in zip(*confusion)]
+                    total = sum(given) or 1
+                    share = dict(zip(r["labels"], given))
+                    who = name if run_name == "raw" else f"{name} {run_name.upper()} `{versions.get(run_name, '?')}`"
+                    never = [lab for lab in present if share.get(lab, 0) == 0]
+                    rows.append(f"| {who} | {_pair_name(key, test)[0]} | "
+                                + " | ".join(_pct(share[e] / total) if e in share else "–" for e in EMOTIONS)
+                                + f" | {', '.join(never) or 'none'} |")
+    if not rows:
+        return ""
+    return "\n".join(["| model | trained → tested on | " + " | ".join(EMOTIONS) + " | never given (of the test "
+                      "corpus' emotions) |", "|---|---|" + "---:|" * len(EMOTIONS) + "---|", *rows])
+
+
 def readme_tables(root: str | os.PathLike | None = None) -> str:
     """The README's block of study tables (``python -m ser report`` writes it; a test compares)."""
     def get(name):
@@ -566,6 +598,11 @@ def readme_tables(root: str | os.PathLike | None = None) -> str:
          enrolment_table(get(ENROLMENT))),
         ("**The bundled models on a corpus they never heard** (real prediction path, file by file):",
          bundled_table(get(BUNDLED))),
+        ("**Labels given on a corpus never heard** (% of the test clips given each label, whatever their true "
+         "emotion; no collapse means every emotion of the test corpus is given to some clips; from the same "
+         "reports' confusion matrices):",
+         predicted_share_table([("bundled", get(BUNDLED)), ("MLP recipe", get(mlp["crosscorpus"])),
+                                ("CNN recipe", get(cnn["crosscorpus"]))])),
         ("**Cross-corpus, MLP recipe** (accuracy and UAR in %; speaker norm: per-speaker standardisation, "
          "transductive):", crosscorpus_table(get(mlp["crosscorpus"]))),
         ("**Cross-corpus, CNN recipe:**", crosscorpus_table(get(cnn["crosscorpus"]))),

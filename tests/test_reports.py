@@ -216,3 +216,20 @@ def test_enrolment_table_shows_each_head_the_served_rule_ensembles_and_time():
     report["kinds"]["mlp"] = {"ravdess": {"results": {"mlp": {"k0": {"uar": 0.493},
                                                               "random": {"4": {"served": entry(0.528)}}}}}}
     assert "| mlp (handcrafted, 543) | RAVDESS | 49.3 | 52.8 ± 1.0 |" in enrolment_table(report)
+
+
+def test_predicted_share_table_gives_each_labels_share_and_names_a_collapse():
+    # Rows: true labels, columns: predicted, in the model's label order. TESS has no calm clips.
+    collapsed = [[0, 2, 0, 0, 0, 0, 0, 0]] + [[0] * 8] + [[0, 0, 1, 0, 0, 0, 3, 0]] + [[0] * 8] * 5
+    study = {"results": {"ravdess→tess": {"raw": {"labels": SEVEN, "chance_uar": 1 / 7,
+                                                  "by_corpus": {"tess": _m(0.4, 0.41, SEVEN)},
+                                                  "confusion": {"tess": [[1] * 7] * 7}}}}}
+    bundled = {"versions": {"cnn": "v2"}, "results": {"ravdess(all emotions)→tess": {
+        "cnn": {"labels": EIGHT, "chance_uar": 1 / 8, "by_corpus": {"tess": _m(0.25, 0.26, SEVEN)},
+                "confusion": {"tess": collapsed}}}}}
+    lines = er.predicted_share_table([("bundled", bundled), ("MLP recipe", study)]).splitlines()
+    assert lines[0].startswith("| model | trained → tested on | neutral | calm | happy |")
+    assert lines[2] == ("| bundled CNN `v2` | RAVDESS (model with all its emotions) → TESS | 0.0 | 33.3 | 16.7 | 0.0 | "
+                        "0.0 | 0.0 | 50.0 | 0.0 | neutral, sad, angry, fearful, surprised |")
+    assert lines[3] == "| MLP recipe | RAVDESS → TESS | 14.3 | – | 14.3 | 14.3 | 14.3 | 14.3 | 14.3 | 14.3 | none |"
+    assert er.predicted_share_table([("x", None)]) == ""
